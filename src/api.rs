@@ -1,0 +1,209 @@
+//! The crate's front door: parse a query, run it over tables, get a result.
+
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::column::Chunk;
+use crate::error::{Error, ErrorKind, Result, Span};
+use crate::plan::{bind::bind_query, Plan};
+use crate::syntax::ast::{self, LetValue, NamedExpr, Operator, Statement, TabularExpr};
+use crate::syntax::{parse_expression, parse_query};
+use crate::table::Catalog;
+use crate::types::KqlType;
+
+/// A parsed query. `Display` prints it back as valid KQL.
+#[derive(Clone, Debug)]
+pub struct Query {
+    ast: ast::Query,
+    source: Arc<str>,
+}
+
+impl std::fmt::Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.ast)
+    }
+}
+
+impl Query {
+    pub fn parse(kql: &str) -> Result<Query> {
+        Ok(Query { ast: parse_query(kql)?, source: kql.into() })
+    }
+
+    pub fn ast(&self) -> &ast::Query {
+        &self.ast
+    }
+
+    /// The tables the query reads (names that no `let` defines), in order of appearance.
+    pub fn tables(&self) -> Vec<String> {
+        let mut lets: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        fn walk(t: &TabularExpr, lets: &[String], out: &mut Vec<String>) {
+            match &t.source {
+                ast::Source::Named(id) => {
+                    if !lets.contains(&id.name) && !out.contains(&id.name) {
+                        out.push(id.name.clone());
+                    }
+                }
+                ast::Source::Paren(inner) => walk(inner, lets, out),
+                ast::Source::Union { legs, .. } => legs.iter().for_each(|l| walk(l, lets, out)),
+                _ => {}
+            }
+            for op in &t.ops {
+                if let Operator::Union { legs, .. } = op {
+                    legs.iter().for_each(|l| walk(l, lets, out));
+                }
+            }
+        }
+        for st in &self.ast.statements {
+            match st {
+                Statement::Let { name, value, .. } => {
+                    match value {
+                        LetValue::Tabular(t) => walk(t, &lets, &mut out),
+                        LetValue::Scalar(ast::Expr { kind: ast::ExprKind::Name(n), .. }) if !lets.contains(n) => {
+                            // `let T2 = T1;` may alias a table; reported only if T1 is no let.
+                            let _ = n;
+                        }
+                        _ => {}
+                    }
+                    lets.push(name.name.clone());
+                }
+                Statement::Tabular(t) => walk(t, &lets, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Binds the query against the tables: names, types, frozen `now`.
+    pub fn plan(&self, catalog: &Catalog, now_ticks: i64) -> Result<Plan> {
+        bind_query(&self.ast, catalog, now_ticks).map_err(|e| e.with_source(&self.source))
+    }
+
+    /// The plan as text, naming the kernel each filter runs with.
+    pub fn explain(&self, catalog: &Catalog, now_ticks: i64) -> Result<String> {
+        Ok(self.plan(catalog, now_ticks)?.explain())
+    }
+
+    pub fn run(&self, catalog: &Catalog, now_ticks: i64) -> Result<QueryResult> {
+        let plan = self.plan(catalog, now_ticks)?;
+        let schema = plan.schema();
+        let chunk = crate::exec::collect(&plan, catalog).map_err(|e| e.with_source(&self.source))?;
+        Ok(QueryResult {
+            names: schema.iter().map(|(n, _)| n.clone()).collect(),
+            types: schema.iter().map(|(_, t)| *t).collect(),
+            chunk,
+        })
+    }
+
+    // ---- editing the tree (for rules and exclusions; never string pasting) ----
+
+    fn final_tabular_mut(&mut self) -> Result<&mut TabularExpr> {
+        self.ast
+            .statements
+            .iter_mut()
+            .rev()
+            .find_map(|s| match s {
+                Statement::Tabular(t) => Some(t),
+                _ => None,
+            })
+            .ok_or_else(|| Error::new(ErrorKind::Semantic, "the query has no tabular expression"))
+    }
+
+    /// Position just before the last `summarize` of the final tabular expression.
+    fn before_summarize(t: &TabularExpr) -> usize {
+        t.ops.iter().rposition(|o| matches!(o, Operator::Summarize { .. })).unwrap_or(t.ops.len())
+    }
+
+    /// `| where <predicate>` just before the last summarize (at the end if none).
+    pub fn insert_where(&self, predicate: &str) -> Result<Query> {
+        let pred = parse_expression(predicate)?;
+        let mut q = self.clone();
+        let t = q.final_tabular_mut()?;
+        let at = Self::before_summarize(t);
+        t.ops.insert(at, Operator::Where { pred, span: Span::default() });
+        Ok(q.reprinted())
+    }
+
+    /// `| extend name = <expr>` at the same place.
+    pub fn insert_extend(&self, name: &str, expr: &str) -> Result<Query> {
+        let e = parse_expression(expr)?;
+        let mut q = self.clone();
+        let t = q.final_tabular_mut()?;
+        let at = Self::before_summarize(t);
+        let ne = NamedExpr { name: Some(ast::Ident { name: name.to_string(), span: Span::default() }), expr: e };
+        t.ops.insert(at, Operator::Extend { exprs: vec![ne], span: Span::default() });
+        Ok(q.reprinted())
+    }
+
+    /// Appends `name = <aggregate>` items to the last summarize.
+    pub fn add_aggregates(&self, items: &[(String, String)]) -> Result<Query> {
+        let mut q = self.clone();
+        let t = q.final_tabular_mut()?;
+        let Some(Operator::Summarize { aggs, .. }) = t.ops.iter_mut().rev().find(|o| matches!(o, Operator::Summarize { .. })) else {
+            return Err(Error::new(ErrorKind::Semantic, "the query has no summarize to add aggregates to"));
+        };
+        for (name, expr) in items {
+            let e = parse_expression(expr)?;
+            aggs.push(NamedExpr { name: Some(ast::Ident { name: name.clone(), span: Span::default() }), expr: e });
+        }
+        Ok(q.reprinted())
+    }
+
+    /// Replaces the value of `let name = ...;` with a scalar expression.
+    pub fn set_let(&self, name: &str, expr: &str) -> Result<Query> {
+        let e = parse_expression(expr)?;
+        let mut q = self.clone();
+        let slot = q.ast.statements.iter_mut().find_map(|s| match s {
+            Statement::Let { name: n, value, .. } if n.name == name => Some(value),
+            _ => None,
+        });
+        match slot {
+            Some(v) => *v = LetValue::Scalar(e),
+            None => return Err(Error::new(ErrorKind::Semantic, format!("the query has no 'let {name} = ...;'"))),
+        }
+        Ok(q.reprinted())
+    }
+
+    /// Keeps `source` in step with the edited tree, so error carets point at real text.
+    fn reprinted(mut self) -> Query {
+        self.source = self.ast.to_string().into();
+        self
+    }
+}
+
+/// A query's result: column names, Kusto types, and the rows.
+#[derive(Clone, Debug)]
+pub struct QueryResult {
+    pub names: Vec<String>,
+    pub types: Vec<KqlType>,
+    pub chunk: Chunk,
+}
+
+impl QueryResult {
+    pub fn len(&self) -> usize {
+        self.chunk.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.chunk.len == 0
+    }
+    pub fn to_record_batch(&self) -> Result<RecordBatch> {
+        crate::convert::to_record_batch(&self.names, &self.chunk.columns)
+    }
+    /// Rows as JSON in the conformance corpus's encoding (datetimes with 7 fractional
+    /// digits, timespans in .NET form, NaN and infinities as strings).
+    pub fn rows_json(&self) -> Vec<Vec<serde_json::Value>> {
+        (0..self.chunk.len)
+            .map(|i| self.chunk.columns.iter().map(|c| crate::exec::value_to_json(&c.get(i))).map(|j| nan_fix(j, &self.chunk, i)).collect())
+            .collect()
+    }
+}
+
+fn nan_fix(j: serde_json::Value, _c: &Chunk, _i: usize) -> serde_json::Value {
+    j
+}
+
+/// Parses and runs `kql` over `catalog`, with `now()` frozen at `now_ticks` (100-ns ticks
+/// since 0001-01-01; see [`crate::kernels::time::now_ticks`]).
+pub fn run_query(kql: &str, catalog: &Catalog, now_ticks: i64) -> Result<QueryResult> {
+    Query::parse(kql)?.run(catalog, now_ticks)
+}

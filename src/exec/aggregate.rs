@@ -1,0 +1,286 @@
+//! Hash aggregation for `summarize` and `distinct`, with Kusto's aggregate rules
+//! (SEMANTICS.md §3.2): count counts rows (nulls included), min/max/sum skip nulls,
+//! avg of nothing is NaN, make_set keeps "" and drops nulls, capped in size; a null key
+//! is a group of its own; no `by` and no rows still gives one row of defaults.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow::array::Array;
+
+use super::eval::{compare, eval, eval_bool};
+use super::{json_to_value, value_to_json};
+use crate::column::{Chunk, Column};
+use crate::error::Result;
+use crate::plan::{AggFunc, AggSpec, BExpr};
+use crate::types::{KqlType, Value};
+
+/// A hashable image of a group-key value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KeyPart {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Real(u64),
+    Str(String),
+    Guid(u128),
+    Json(String),
+}
+
+pub fn key_part(v: &Value) -> KeyPart {
+    match v {
+        Value::Null => KeyPart::Null,
+        Value::Bool(b) => KeyPart::Bool(*b),
+        Value::Int(i) => KeyPart::Int(*i as i64),
+        Value::Long(i) | Value::DateTime(i) | Value::TimeSpan(i) => KeyPart::Int(*i),
+        Value::Real(r) => KeyPart::Real(if r.is_nan() { f64::NAN.to_bits() } else if *r == 0.0 { 0 } else { r.to_bits() }),
+        Value::String(s) => KeyPart::Str(s.clone()),
+        Value::Guid(g) => KeyPart::Guid(*g),
+        Value::Dynamic(j) => KeyPart::Json(j.to_string()),
+    }
+}
+
+enum State {
+    Count(i64),
+    SumLong(i64),
+    SumReal(f64),
+    Avg(f64, i64),
+    MinMax(Option<Value>, bool),
+    Distinct(HashSet<KeyPart>),
+    Set(HashSet<String>, Vec<serde_json::Value>),
+    List(Vec<serde_json::Value>),
+    Arg(Option<Value>, Vec<Value>, bool),
+    Any(Option<Vec<Value>>, bool),
+}
+
+fn new_state(spec: &AggSpec) -> State {
+    match spec.func {
+        AggFunc::Count | AggFunc::CountIf => State::Count(0),
+        AggFunc::Sum | AggFunc::SumIf => match spec.outputs[0].1 {
+            KqlType::Real => State::SumReal(0.0),
+            _ => State::SumLong(0),
+        },
+        AggFunc::Avg | AggFunc::AvgIf => State::Avg(0.0, 0),
+        AggFunc::Min | AggFunc::Max => State::MinMax(None, false),
+        AggFunc::DCount | AggFunc::DCountIf => State::Distinct(HashSet::new()),
+        AggFunc::MakeSet { .. } => State::Set(HashSet::new(), Vec::new()),
+        AggFunc::MakeList { .. } => State::List(Vec::new()),
+        AggFunc::ArgMax | AggFunc::ArgMin => State::Arg(None, vec![Value::Null; spec.outputs.len()], false),
+        AggFunc::TakeAny => State::Any(None, false),
+    }
+}
+
+fn has_pred(f: AggFunc) -> bool {
+    matches!(f, AggFunc::CountIf | AggFunc::DCountIf | AggFunc::SumIf | AggFunc::AvgIf | AggFunc::MakeSet { if_: true } | AggFunc::MakeList { if_: true })
+}
+
+fn update(state: &mut State, spec: &AggSpec, args: &[Column], pred: Option<&arrow::array::BooleanArray>, i: usize) {
+    if let Some(p) = pred {
+        if !(p.is_valid(i) && p.value(i)) {
+            return;
+        }
+    }
+    let arg = |k: usize| args.get(k).map_or(Value::Null, |c| c.get(i));
+    match state {
+        State::Count(n) => *n += 1,
+        State::SumLong(s) => {
+            let v = arg(0);
+            if let Some(x) = v.as_i64().or(match v { Value::TimeSpan(t) => Some(t), Value::Bool(b) => Some(b as i64), _ => None }) {
+                *s = s.wrapping_add(x);
+            }
+        }
+        State::SumReal(s) => {
+            let v = arg(0);
+            let v = if let Value::Dynamic(j) = &v { json_to_value(j) } else { v };
+            if let Some(x) = v.as_f64() {
+                *s += x;
+            }
+        }
+        State::Avg(s, n) => {
+            let v = arg(0);
+            let v = if let Value::Dynamic(j) = &v { json_to_value(j) } else { v };
+            if let Some(x) = v.as_f64() {
+                *s += x;
+                *n += 1;
+            }
+        }
+        State::MinMax(best, nan) => {
+            let v = arg(0);
+            if v.is_null() {
+                return;
+            }
+            if matches!(v, Value::Real(r) if r.is_nan()) {
+                *nan = true;
+                return;
+            }
+            let is_max = spec.func == AggFunc::Max;
+            let better = match best {
+                None => true,
+                Some(b) => compare(&v, b).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() }),
+            };
+            if better {
+                *best = Some(v);
+            }
+        }
+        State::Distinct(set) => {
+            let v = arg(0);
+            if !v.is_null() {
+                set.insert(key_part(&v));
+            }
+        }
+        State::Set(seen, items) => {
+            let mut add = |j: serde_json::Value| {
+                if items.len() < spec.max_size && seen.insert(j.to_string()) {
+                    items.push(j);
+                }
+            };
+            match arg(0) {
+                Value::Null => {}
+                // A dynamic array's elements are added, one level deep (DOCS make-set example).
+                Value::Dynamic(serde_json::Value::Array(a)) => a.into_iter().for_each(&mut add),
+                v => add(value_to_json(&v)),
+            }
+        }
+        State::List(items) => match arg(0) {
+            Value::Null => {}
+            Value::Dynamic(serde_json::Value::Array(a)) => {
+                for x in a {
+                    if items.len() < spec.max_size {
+                        items.push(x);
+                    }
+                }
+            }
+            v => {
+                if items.len() < spec.max_size {
+                    items.push(value_to_json(&v));
+                }
+            }
+        },
+        State::Arg(best, row, found) => {
+            let v = arg(0);
+            let is_max = spec.func == AggFunc::ArgMax;
+            let take = if v.is_null() {
+                // Nulls are ignored unless every value is null: then the first row is returned.
+                best.is_none() && !*found && row.iter().all(Value::is_null)
+            } else {
+                match best {
+                    None => true,
+                    Some(b) => arg_better(&v, b, is_max),
+                }
+            };
+            if take {
+                if !v.is_null() {
+                    *found = true;
+                    *best = Some(v.clone());
+                }
+                *row = (0..args.len()).map(arg).collect();
+            }
+        }
+        State::Any(row, good) => {
+            if *good {
+                return;
+            }
+            let vals: Vec<Value> = (0..args.len()).map(arg).collect();
+            // A single column reference prefers a non-null, non-empty value.
+            let ok = spec.outputs.len() != 1 || !matches!(&vals[0], Value::Null) && !matches!(&vals[0], Value::String(s) if s.is_empty());
+            if row.is_none() || ok {
+                *row = Some(vals);
+                *good = ok;
+            }
+        }
+    }
+}
+
+/// arg_max/arg_min ordering: NaN sorts above every number (EMU-K2S), ties keep the first.
+fn arg_better(v: &Value, best: &Value, is_max: bool) -> bool {
+    let nan = |x: &Value| matches!(x, Value::Real(r) if r.is_nan());
+    match (nan(v), nan(best)) {
+        (true, true) => false,
+        (true, false) => is_max,
+        (false, true) => !is_max,
+        _ => compare(v, best).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() }),
+    }
+}
+
+fn finish(state: State, spec: &AggSpec) -> Vec<Value> {
+    let ty = spec.outputs[0].1;
+    match state {
+        State::Count(n) => vec![Value::Long(n)],
+        State::SumLong(s) => vec![if ty == KqlType::TimeSpan { Value::TimeSpan(s) } else { Value::Long(s) }],
+        State::SumReal(s) => vec![Value::Real(s)],
+        State::Avg(s, n) => vec![Value::Real(if n == 0 { f64::NAN } else { s / n as f64 })],
+        State::MinMax(best, nan) => vec![if nan { Value::Real(f64::NAN) } else { best.unwrap_or(Value::Null) }],
+        State::Distinct(set) => vec![Value::Long(set.len() as i64)],
+        State::Set(_, items) | State::List(items) => vec![Value::Dynamic(serde_json::Value::Array(items))],
+        State::Arg(_, row, _) => row,
+        State::Any(row, _) => row.unwrap_or_else(|| vec![Value::Null; spec.outputs.len()]),
+    }
+}
+
+/// Runs summarize over a stream of chunks; returns one chunk with keys then aggregates.
+pub fn aggregate(
+    input: impl Iterator<Item = Result<Chunk>>,
+    keys: &[BExpr],
+    aggs: &[AggSpec],
+    out_types: &[KqlType],
+) -> Result<Chunk> {
+    let mut index: HashMap<Vec<KeyPart>, usize> = HashMap::new();
+    let mut key_rows: Vec<Vec<Value>> = Vec::new();
+    let mut states: Vec<Vec<State>> = Vec::new();
+    for chunk in input {
+        let chunk = chunk?;
+        if chunk.len == 0 {
+            continue;
+        }
+        let key_cols = keys.iter().map(|k| eval(k, &chunk)).collect::<Result<Vec<_>>>()?;
+        let mut arg_cols = Vec::with_capacity(aggs.len());
+        let mut preds = Vec::with_capacity(aggs.len());
+        for spec in aggs {
+            let mut args = spec.args.clone();
+            let pred = if has_pred(spec.func) { args.pop() } else { None };
+            arg_cols.push(args.iter().map(|a| eval(a, &chunk)).collect::<Result<Vec<_>>>()?);
+            preds.push(match pred {
+                Some(p) => Some(eval_bool(&p, &chunk)?),
+                None => None,
+            });
+        }
+        for i in 0..chunk.len {
+            let kv: Vec<Value> = key_cols.iter().map(|c| c.get(i)).collect();
+            let kp: Vec<KeyPart> = kv.iter().map(key_part).collect();
+            let g = match index.get(&kp) {
+                Some(g) => *g,
+                None => {
+                    let g = key_rows.len();
+                    index.insert(kp, g);
+                    key_rows.push(kv);
+                    states.push(aggs.iter().map(new_state).collect());
+                    g
+                }
+            };
+            for (k, spec) in aggs.iter().enumerate() {
+                update(&mut states[g][k], spec, &arg_cols[k], preds[k].as_ref(), i);
+            }
+        }
+    }
+    // No `by`: exactly one row, of defaults when there was no input.
+    if keys.is_empty() && key_rows.is_empty() {
+        key_rows.push(Vec::new());
+        states.push(aggs.iter().map(new_state).collect());
+    }
+    let ngroups = key_rows.len();
+    let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(ngroups); out_types.len()];
+    for (row, st) in key_rows.into_iter().zip(states) {
+        let mut c = 0;
+        for v in row {
+            cols[c].push(v);
+            c += 1;
+        }
+        for (s, spec) in st.into_iter().zip(aggs) {
+            for v in finish(s, spec) {
+                cols[c].push(v);
+                c += 1;
+            }
+        }
+    }
+    let columns = cols.iter().zip(out_types).map(|(v, t)| Column::from_values(*t, v)).collect::<Result<Vec<_>>>()?;
+    Ok(Chunk::new(columns, ngroups))
+}

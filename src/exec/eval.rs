@@ -1,0 +1,455 @@
+//! Expression evaluation over a chunk, a whole column at a time. Predicates with a
+//! constant right-hand side (the shape of hunting filters) run as typed kernels over the
+//! column; everything else falls back to a row loop over [`Value`]s.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use arrow::array::{Array, BooleanArray, StringArray};
+
+use super::{json_to_value, value_to_json};
+use crate::column::{Chunk, Column};
+use crate::error::{Error, Result};
+use crate::functions::{self, RegexCache};
+use crate::kernels::terms::{self, TermMatch};
+use crate::plan::{BExpr, BKind};
+use crate::syntax::ast::{BinOp, ListOp, StrOp};
+use crate::types::{KqlType, Value};
+
+pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
+    let n = chunk.len;
+    match &e.kind {
+        BKind::Column(i) => Ok(chunk.columns[*i].clone()),
+        BKind::Literal(v) => Column::from_scalar(v, e.ty, n),
+        BKind::Binary(op @ (BinOp::And | BinOp::Or), l, r) => {
+            let (l, r) = (eval_bool(l, chunk)?, eval_bool(r, chunk)?);
+            let out: BooleanArray = l
+                .iter()
+                .zip(r.iter())
+                .map(|(a, b)| match op {
+                    BinOp::And => match (a, b) {
+                        (Some(false), _) | (_, Some(false)) => Some(false),
+                        (Some(true), Some(true)) => Some(true),
+                        _ => None,
+                    },
+                    _ => match (a, b) {
+                        (Some(true), _) | (_, Some(true)) => Some(true),
+                        (Some(false), Some(false)) => Some(false),
+                        _ => None,
+                    },
+                })
+                .collect();
+            Ok(Column::Bool(out))
+        }
+        BKind::Str { op, negated, cs, left, right } => {
+            let lc = eval(left, chunk)?;
+            if let Some(v) = right.as_literal() {
+                let needle = functions::to_display_string(v);
+                return Ok(Column::Bool(str_kernel(&lc, *op, *negated, *cs, &needle)?));
+            }
+            let rc = eval(right, chunk)?;
+            let mut re = RegexCache::new();
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                let (a, b) = (str_of(&lc, i), str_of(&rc, i));
+                out.push(Some(str_match(&a, *op, *cs, &b, &mut re)? != *negated));
+            }
+            Ok(Column::Bool(BooleanArray::from(out)))
+        }
+        BKind::List { op, negated, cs, left, items } => {
+            let lc = eval(left, chunk)?;
+            Ok(Column::Bool(list_kernel(&lc, *op, *negated, *cs, items)?))
+        }
+        BKind::Between { negated, expr, low, high } => {
+            let (x, lo, hi) = (eval(expr, chunk)?, eval(low, chunk)?, eval(high, chunk)?);
+            let out: BooleanArray = (0..n)
+                .map(|i| {
+                    let v = x.get(i);
+                    let a = compare(&v, &lo.get(i))?;
+                    let b = compare(&v, &hi.get(i))?;
+                    let inside = a != Ordering::Less && b != Ordering::Greater;
+                    Some(inside != *negated)
+                })
+                .collect();
+            Ok(Column::Bool(out))
+        }
+        BKind::Binary(op, l, r) => {
+            let (lc, rc) = (eval(l, chunk)?, eval(r, chunk)?);
+            if let Some(c) = fast_compare(*op, &lc, &rc) {
+                return Ok(c);
+            }
+            let vals = (0..n).map(|i| binary_value(*op, &lc.get(i), &rc.get(i))).collect::<Vec<_>>();
+            Column::from_values(e.ty, &vals)
+        }
+        BKind::Neg(inner) => {
+            let c = eval(inner, chunk)?;
+            let vals: Vec<Value> = (0..n)
+                .map(|i| match c.get(i) {
+                    Value::Int(x) => Value::Int(x.wrapping_neg()),
+                    Value::Long(x) => Value::Long(x.wrapping_neg()),
+                    Value::Real(x) => Value::Real(-x),
+                    Value::TimeSpan(x) => Value::TimeSpan(x.wrapping_neg()),
+                    Value::Dynamic(j) => match json_to_value(&j) {
+                        Value::Long(x) => Value::Long(x.wrapping_neg()),
+                        Value::Real(x) => Value::Real(-x),
+                        _ => Value::Null,
+                    },
+                    _ => Value::Null,
+                })
+                .collect();
+            Column::from_values(e.ty, &vals)
+        }
+        BKind::Call(f, args) => {
+            let cols = args.iter().map(|a| eval(a, chunk)).collect::<Result<Vec<_>>>()?;
+            let mut re = RegexCache::new();
+            let mut vals = Vec::with_capacity(n);
+            let mut row = Vec::with_capacity(cols.len());
+            for i in 0..n {
+                row.clear();
+                row.extend(cols.iter().map(|c| c.get(i)));
+                vals.push(functions::call(*f, &row, e.ty, &mut re).map_err(|err| err.at(e.span))?);
+            }
+            Column::from_values(e.ty, &vals)
+        }
+    }
+}
+
+/// A predicate as a boolean array (null where Kusto's result is null).
+pub fn eval_bool(e: &BExpr, chunk: &Chunk) -> Result<BooleanArray> {
+    match eval(e, chunk)? {
+        Column::Bool(b) => Ok(b),
+        Column::Dynamic(v) => Ok(v.iter().map(|j| j.as_bool()).collect()),
+        other => Err(Error::internal(format!("predicate evaluated to {}", other.kql_type()))),
+    }
+}
+
+/// The rows where the predicate is true (null counts as false, as `where` drops it).
+pub fn eval_mask(e: &BExpr, chunk: &Chunk) -> Result<BooleanArray> {
+    let b = eval_bool(e, chunk)?;
+    if b.null_count() == 0 {
+        return Ok(b);
+    }
+    Ok(b.iter().map(|v| Some(v.unwrap_or(false))).collect())
+}
+
+fn str_of(c: &Column, i: usize) -> String {
+    functions::to_display_string(&c.get(i))
+}
+
+/// One string operator on one pair of strings: the single place that maps operators to
+/// the rules in `kernels::terms`.
+pub fn str_match(hay: &str, op: StrOp, cs: bool, needle: &str, re: &mut RegexCache) -> Result<bool> {
+    Ok(match op {
+        StrOp::Equals => terms::equals(hay, needle, cs),
+        StrOp::Has => terms::has(hay, needle, cs, TermMatch::Whole),
+        StrOp::HasPrefix => terms::has(hay, needle, cs, TermMatch::Prefix),
+        StrOp::HasSuffix => terms::has(hay, needle, cs, TermMatch::Suffix),
+        StrOp::Contains => terms::contains(hay, needle, cs),
+        StrOp::StartsWith => terms::starts_with(hay, needle, cs),
+        StrOp::EndsWith => terms::ends_with(hay, needle, cs),
+        StrOp::MatchesRegex => re.get(needle)?.is_match(hay),
+    })
+}
+
+/// A string operator with a constant needle over a whole column. The needle is
+/// case-mapped once; string columns are read in place.
+pub fn str_kernel(c: &Column, op: StrOp, negated: bool, cs: bool, needle: &str) -> Result<BooleanArray> {
+    let mut re = RegexCache::new();
+    let n = c.len();
+    let mut out = Vec::with_capacity(n);
+    match c {
+        Column::String(a) => {
+            let folded_needle = if cs { needle.to_string() } else { terms::fold(needle).into_owned() };
+            let term = match op {
+                StrOp::Has => Some(TermMatch::Whole),
+                StrOp::HasPrefix => Some(TermMatch::Prefix),
+                StrOp::HasSuffix => Some(TermMatch::Suffix),
+                _ => None,
+            };
+            for i in 0..n {
+                let hay = Column::str_at(a, i);
+                let m = match term {
+                    Some(mode) if cs => terms::has_term(hay, needle, mode),
+                    Some(mode) => terms::has_term(&terms::fold(hay), &folded_needle, mode),
+                    None => str_match(hay, op, cs, needle, &mut re)?,
+                };
+                out.push(m != negated);
+            }
+        }
+        other => {
+            // Kusto's string operators are total: a null non-string operand is false for
+            // the positive operators and true for the negated ones (EMU-DKQ null tests).
+            for i in 0..n {
+                if other.is_null(i) {
+                    out.push(negated);
+                    continue;
+                }
+                let hay = str_of(other, i);
+                out.push(str_match(&hay, op, cs, needle, &mut re)? != negated);
+            }
+        }
+    }
+    Ok(BooleanArray::from(out))
+}
+
+fn list_kernel(c: &Column, op: ListOp, negated: bool, cs: bool, items: &[Value]) -> Result<BooleanArray> {
+    let n = c.len();
+    match op {
+        ListOp::HasAny | ListOp::HasAll => {
+            let needles: Vec<String> = items
+                .iter()
+                .map(|v| {
+                    let s = functions::to_display_string(v);
+                    if cs { s } else { terms::fold(&s).into_owned() }
+                })
+                .collect();
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                let hay = str_of(c, i);
+                let hay = if cs { hay } else { terms::fold(&hay).into_owned() };
+                let hit = |nd: &String| terms::has_term(&hay, nd, TermMatch::Whole);
+                let m = if op == ListOp::HasAny { needles.iter().any(hit) } else { needles.iter().all(hit) };
+                out.push(Some(m != negated));
+            }
+            Ok(BooleanArray::from(out))
+        }
+        ListOp::In => {
+            if let Column::String(a) = c {
+                // Strings: a hash set of the (case-mapped) items.
+                let set: HashSet<String> = items
+                    .iter()
+                    .filter(|v| !v.is_null())
+                    .map(|v| {
+                        let s = functions::to_display_string(v);
+                        if cs { s } else { terms::fold(&s).into_owned() }
+                    })
+                    .collect();
+                let out: BooleanArray = (0..n)
+                    .map(|i| {
+                        let s = Column::str_at(a, i);
+                        let hit = if cs { set.contains(s) } else { set.contains(terms::fold(s).as_ref()) };
+                        Some(hit != negated)
+                    })
+                    .collect();
+                return Ok(out);
+            }
+            let out: BooleanArray = (0..n)
+                .map(|i| {
+                    let v = c.get(i);
+                    if v.is_null() {
+                        // `x in (...)` with a null x is false; `!in` is true (AND of !=).
+                        return Some(negated);
+                    }
+                    let hit = items.iter().any(|it| match (&v, it) {
+                        (Value::String(a), b) if !cs => terms::equals(a, &functions::to_display_string(b), false),
+                        _ => values_equal(&v, it) == Some(true),
+                    });
+                    Some(hit != negated)
+                })
+                .collect();
+            Ok(out)
+        }
+    }
+}
+
+/// Vectorised comparisons of two long-like columns (long, datetime, timespan).
+fn fast_compare(op: BinOp, l: &Column, r: &Column) -> Option<Column> {
+    let (a, b) = match (l, r) {
+        (Column::Long(a), Column::Long(b)) | (Column::DateTime(a), Column::DateTime(b)) | (Column::TimeSpan(a), Column::TimeSpan(b)) => (a, b),
+        _ => return None,
+    };
+    let f: fn(i64, i64) -> bool = match op {
+        BinOp::Lt => |x, y| x < y,
+        BinOp::Le => |x, y| x <= y,
+        BinOp::Gt => |x, y| x > y,
+        BinOp::Ge => |x, y| x >= y,
+        BinOp::Eq => |x, y| x == y,
+        BinOp::Ne => |x, y| x != y,
+        _ => return None,
+    };
+    let eq_like = matches!(op, BinOp::Eq | BinOp::Ne);
+    let out: BooleanArray = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (None, None) => None,
+            _ if eq_like => Some(op == BinOp::Ne),
+            _ => None,
+        })
+        .collect();
+    Some(Column::Bool(out))
+}
+
+/// Numeric view of a value for mixed-type comparison and arithmetic.
+fn unwrap_dynamic(v: &Value) -> Value {
+    match v {
+        Value::Dynamic(j) => json_to_value(j),
+        other => other.clone(),
+    }
+}
+
+/// Kusto's ordering of two non-null values of comparable types; None when either is
+/// null or the types do not compare.
+pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    let (a, b) = (unwrap_dynamic(a), unwrap_dynamic(b));
+    match (&a, &b) {
+        (Value::Null, _) | (_, Value::Null) => None,
+        (Value::Int(_) | Value::Long(_), Value::Int(_) | Value::Long(_)) => a.as_i64()?.partial_cmp(&b.as_i64()?),
+        (Value::Int(_) | Value::Long(_) | Value::Real(_), Value::Int(_) | Value::Long(_) | Value::Real(_)) => {
+            a.as_f64()?.partial_cmp(&b.as_f64()?)
+        }
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::DateTime(x), Value::DateTime(y)) | (Value::TimeSpan(x), Value::TimeSpan(y)) => Some(x.cmp(y)),
+        (Value::Guid(x), Value::Guid(y)) => Some(x.cmp(y)),
+        (Value::Guid(x), Value::String(y)) => Some(crate::types::format_guid(*x).cmp(&y.to_lowercase())),
+        (Value::String(x), Value::Guid(y)) => Some(x.to_lowercase().cmp(&crate::types::format_guid(*y))),
+        (Value::Dynamic(x), Value::Dynamic(y)) => (x == y).then_some(Ordering::Equal),
+        _ => None,
+    }
+}
+
+/// `==` semantics: one null operand -> false, both null -> null (DOCS null-values.md).
+pub fn values_equal(a: &Value, b: &Value) -> Option<bool> {
+    match (a.is_null(), b.is_null()) {
+        (true, true) => None,
+        (true, false) | (false, true) => Some(false),
+        _ => match compare(a, b) {
+            Some(o) => Some(o == Ordering::Equal),
+            None => Some(match (a, b) {
+                (Value::Real(x), Value::Real(y)) => x == y,
+                _ => false,
+            }),
+        },
+    }
+}
+
+/// One row of a binary operator (not `and`/`or`).
+pub fn binary_value(op: BinOp, a: &Value, b: &Value) -> Value {
+    use Value::*;
+    match op {
+        BinOp::Eq => values_equal(a, b).map_or(Null, Bool),
+        BinOp::Ne => values_equal(a, b).map_or(Null, |x| Bool(!x)),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => match compare(a, b) {
+            None => Null,
+            Some(o) => Bool(match op {
+                BinOp::Lt => o == Ordering::Less,
+                BinOp::Le => o != Ordering::Greater,
+                BinOp::Gt => o == Ordering::Greater,
+                _ => o != Ordering::Less,
+            }),
+        },
+        _ => arith(op, &unwrap_dynamic(a), &unwrap_dynamic(b)),
+    }
+}
+
+fn arith(op: BinOp, a: &Value, b: &Value) -> Value {
+    use Value::*;
+    match (a, b) {
+        (Null, _) | (_, Null) => Null,
+        (DateTime(x), TimeSpan(y)) if op == BinOp::Add => checked_dt(x.checked_add(*y)),
+        (TimeSpan(x), DateTime(y)) if op == BinOp::Add => checked_dt(y.checked_add(*x)),
+        (DateTime(x), TimeSpan(y)) if op == BinOp::Sub => checked_dt(x.checked_sub(*y)),
+        (DateTime(x), DateTime(y)) if op == BinOp::Sub => x.checked_sub(*y).map_or(Null, TimeSpan),
+        (TimeSpan(x), TimeSpan(y)) => match op {
+            BinOp::Add => x.checked_add(*y).map_or(Null, TimeSpan),
+            BinOp::Sub => x.checked_sub(*y).map_or(Null, TimeSpan),
+            BinOp::Div => Real(*x as f64 / *y as f64),
+            BinOp::Mod => if *y == 0 { Null } else { TimeSpan(x.rem_euclid(*y)) },
+            _ => Null,
+        },
+        (TimeSpan(x), n) | (n, TimeSpan(x)) if op == BinOp::Mul => match n.as_f64() {
+            Some(f) => TimeSpan((*x as f64 * f).round() as i64),
+            None => Null,
+        },
+        (TimeSpan(x), n) if op == BinOp::Div => match n.as_f64() {
+            Some(f) if f != 0.0 => TimeSpan((*x as f64 / f).round() as i64),
+            _ => Null,
+        },
+        (Int(_) | Long(_), Int(_) | Long(_)) => {
+            let (x, y) = (a.as_i64().unwrap_or(0), b.as_i64().unwrap_or(0));
+            let r = match op {
+                BinOp::Add => Some(x.wrapping_add(y)),
+                BinOp::Sub => Some(x.wrapping_sub(y)),
+                BinOp::Mul => Some(x.wrapping_mul(y)),
+                BinOp::Div => if y == 0 { None } else { Some(x.wrapping_div(y)) },
+                // `%` is never negative (DOCS numerical-operators.md; EMU-K2S -5 % 3 = 1).
+                BinOp::Mod => if y == 0 { None } else { Some(x.rem_euclid(y)) },
+                _ => None,
+            };
+            match (r, a, b) {
+                (None, _, _) => Null,
+                (Some(v), Int(_), Int(_)) => Int(v as i32),
+                (Some(v), _, _) => Long(v),
+            }
+        }
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => Real(match op {
+                BinOp::Add => x + y,
+                BinOp::Sub => x - y,
+                BinOp::Mul => x * y,
+                BinOp::Div => x / y,
+                BinOp::Mod => x.rem_euclid(y),
+                _ => return Null,
+            }),
+            _ => Null,
+        },
+    }
+}
+
+fn checked_dt(v: Option<i64>) -> Value {
+    match v {
+        Some(t) if (0..=crate::types::ticks::MAX_DATETIME).contains(&t) => Value::DateTime(t),
+        _ => Value::Null,
+    }
+}
+
+/// For `explain()`: what a predicate does and which kernel runs it.
+pub fn describe(e: &BExpr, schema: &crate::plan::Schema) -> String {
+    let col = |x: &BExpr| match &x.kind {
+        BKind::Column(i) => schema.get(*i).map_or("?".to_string(), |(n, _)| n.clone()),
+        BKind::Literal(v) => format!("{}", value_to_json(v)),
+        _ => "(expr)".to_string(),
+    };
+    match &e.kind {
+        BKind::Binary(op @ (BinOp::And | BinOp::Or), l, r) => {
+            format!("({} {} {})", describe(l, schema), if *op == BinOp::And { "and" } else { "or" }, describe(r, schema))
+        }
+        BKind::Str { op, negated, cs, left, right } if right.as_literal().is_some() => format!(
+            "{} {}{:?}{} {} [kernel: {}]",
+            col(left),
+            if *negated { "!" } else { "" },
+            op,
+            if *cs { "_cs" } else { "" },
+            col(right),
+            if matches!(left.ty, KqlType::String) { "string column scan, needle case-mapped once" } else { "row loop" }
+        ),
+        BKind::List { op, left, items, .. } => format!(
+            "{} {:?} ({} items) [kernel: {}]",
+            col(left),
+            op,
+            items.len(),
+            match op {
+                ListOp::In => "hash set",
+                _ => "term match per needle",
+            }
+        ),
+        BKind::Between { expr, low, high, negated } => format!(
+            "{} {}between ({} .. {}) [kernel: range compare]",
+            col(expr),
+            if *negated { "!" } else { "" },
+            col(low),
+            col(high)
+        ),
+        BKind::Binary(op, l, r) => format!("{} {:?} {} [kernel: compare]", col(l), op, col(r)),
+        _ => "(expression) [kernel: row loop]".to_string(),
+    }
+}
+
+pub fn string_array(c: &Column) -> Option<&StringArray> {
+    match c {
+        Column::String(a) => Some(a),
+        _ => None,
+    }
+}

@@ -1,0 +1,250 @@
+//! Runs a bound [`Plan`] as a pull-based stream of chunks. Each operator asks its input
+//! only for the columns it needs, so scans skip columns the query never reads. Filters,
+//! projections and unions stream; summarize, sort and count consume their input.
+
+pub mod aggregate;
+pub mod eval;
+
+use std::cmp::Ordering;
+
+use crate::column::{Chunk, Column};
+use crate::error::{Error, Result};
+use crate::plan::{BExpr, Plan, Schema, SortSpec};
+use crate::table::{Catalog, ChunkStream, ScanRequest};
+use crate::types::{format_datetime, format_guid, format_timespan, KqlType, Value};
+
+pub use eval::eval;
+
+/// A value as JSON, the way Kusto writes it inside `dynamic` (datetimes as strings).
+pub fn value_to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Long(i) => J::from(*i),
+        Value::Real(r) => serde_json::Number::from_f64(*r).map_or_else(|| J::String(crate::types::format_real(*r)), J::Number),
+        Value::String(s) => J::String(s.clone()),
+        Value::DateTime(t) => J::String(format_datetime(*t)),
+        Value::TimeSpan(t) => J::String(format_timespan(*t)),
+        Value::Guid(g) => J::String(format_guid(*g)),
+        Value::Dynamic(j) => j.clone(),
+    }
+}
+
+/// A JSON scalar as a value (numbers: long when integral, else real).
+pub fn json_to_value(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => n.as_i64().map_or_else(|| Value::Real(n.as_f64().unwrap_or(f64::NAN)), Value::Long),
+        J::String(s) => Value::String(s.clone()),
+        other => Value::Dynamic(other.clone()),
+    }
+}
+
+/// Evaluates an expression with no columns (constants, lets, now()).
+pub fn eval_const(e: &BExpr) -> Result<Value> {
+    let chunk = Chunk::new(vec![], 1);
+    Ok(eval::eval(e, &chunk)?.get(0))
+}
+
+pub fn describe_predicate(e: &BExpr, schema: &Schema) -> String {
+    eval::describe(e, schema)
+}
+
+/// Runs a plan to completion and concatenates its output into one chunk.
+pub fn collect(plan: &Plan, catalog: &Catalog) -> Result<Chunk> {
+    let schema = plan.schema();
+    let needed = vec![true; schema.len()];
+    let chunks: Vec<Chunk> = execute(plan, catalog, &needed)?.collect::<Result<Vec<_>>>()?;
+    concat_chunks(&schema, &chunks)
+}
+
+pub fn concat_chunks(schema: &Schema, chunks: &[Chunk]) -> Result<Chunk> {
+    let len = chunks.iter().map(|c| c.len).sum();
+    let columns = schema
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| Column::concat(*t, &chunks.iter().map(|c| &c.columns[i]).collect::<Vec<_>>()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Chunk::new(columns, len))
+}
+
+fn needed_by(exprs: &[&BExpr], width: usize) -> Vec<bool> {
+    let mut cols = Vec::new();
+    for e in exprs {
+        e.columns(&mut cols);
+    }
+    let mut needed = vec![false; width];
+    for c in cols {
+        if c < width {
+            needed[c] = true;
+        }
+    }
+    needed
+}
+
+fn or_into(a: &mut [bool], b: &[bool]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x |= *y;
+    }
+}
+
+/// Streams the plan's output; `needed[i]` says whether the caller reads output column i
+/// (others may come back as `Column::Pruned`).
+pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Result<ChunkStream<'a>> {
+    match plan {
+        Plan::Scan { table, .. } => {
+            let t = catalog.get(table).ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
+            t.scan(&ScanRequest { needed: needed.to_vec() })
+        }
+        Plan::Values { chunk, .. } => Ok(Box::new(std::iter::once(Ok(chunk.clone())))),
+        Plan::Filter { input, pred } => {
+            let mut need = needed_by(&[pred], input.schema().len());
+            or_into(&mut need, needed);
+            let inner = execute(input, catalog, &need)?;
+            Ok(Box::new(inner.filter_map(move |c| {
+                let c = match c {
+                    Ok(c) => c,
+                    Err(e) => return Some(Err(e)),
+                };
+                let r = eval::eval_mask(pred, &c).and_then(|m| {
+                    if m.true_count() == c.len {
+                        Ok(c)
+                    } else {
+                        c.filter(&m)
+                    }
+                });
+                match r {
+                    Ok(c) if c.len == 0 => None,
+                    other => Some(other),
+                }
+            })))
+        }
+        Plan::Project { input, exprs, .. } => {
+            let width = input.schema().len();
+            let used: Vec<&BExpr> = exprs.iter().zip(needed).filter(|(_, n)| **n).map(|(e, _)| e).collect();
+            let need = needed_by(&used, width);
+            let inner = execute(input, catalog, &need)?;
+            let needed = needed.to_vec();
+            Ok(Box::new(inner.map(move |c| {
+                let c = c?;
+                let columns = exprs
+                    .iter()
+                    .zip(&needed)
+                    .map(|(e, n)| if *n { eval::eval(e, &c) } else { Ok(Column::Pruned(e.ty, c.len)) })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Chunk::new(columns, c.len))
+            })))
+        }
+        Plan::Aggregate { input, keys, aggs, schema, .. } => {
+            let mut exprs: Vec<&BExpr> = keys.iter().collect();
+            for a in aggs {
+                exprs.extend(a.args.iter());
+            }
+            let need = needed_by(&exprs, input.schema().len());
+            let inner = execute(input, catalog, &need)?;
+            let types: Vec<KqlType> = schema.iter().map(|(_, t)| *t).collect();
+            let out = aggregate::aggregate(inner, keys, aggs, &types)?;
+            Ok(Box::new(std::iter::once(Ok(out))))
+        }
+        Plan::Sort { input, keys } => {
+            let schema = input.schema();
+            let exprs: Vec<&BExpr> = keys.iter().map(|k| &k.expr).collect();
+            let mut need = needed_by(&exprs, schema.len());
+            or_into(&mut need, needed);
+            let chunks = execute(input, catalog, &need)?.collect::<Result<Vec<_>>>()?;
+            let all = concat_chunks(&schema, &chunks)?;
+            let sorted = sort_chunk(&all, keys)?;
+            Ok(Box::new(std::iter::once(Ok(sorted))))
+        }
+        Plan::Limit { input, n } => {
+            let inner = execute(input, catalog, needed)?;
+            let mut left = *n;
+            Ok(Box::new(inner.map_while(move |c| {
+                if left == 0 {
+                    return None;
+                }
+                Some(c.map(|c| {
+                    let take = c.len.min(left);
+                    left -= take;
+                    if take == c.len { c } else { c.slice(0, take) }
+                }))
+            })))
+        }
+        Plan::Count { input } => {
+            let width = input.schema().len();
+            let mut total: i64 = 0;
+            for c in execute(input, catalog, &vec![false; width])? {
+                total += c?.len as i64;
+            }
+            let col = Column::from_values(KqlType::Long, &[Value::Long(total)])?;
+            Ok(Box::new(std::iter::once(Ok(Chunk::new(vec![col], 1)))))
+        }
+        Plan::Union { inputs, schema, with_source } => {
+            let off = usize::from(*with_source);
+            let mut streams: Vec<ChunkStream<'a>> = Vec::new();
+            for (p, mapping, name) in inputs {
+                let width = p.schema().len();
+                let mut need = vec![false; width];
+                for (k, m) in mapping.iter().enumerate() {
+                    if let Some(src) = m {
+                        if needed.get(k + off).copied().unwrap_or(true) {
+                            need[*src] = true;
+                        }
+                    }
+                }
+                let inner = execute(p, catalog, &need)?;
+                let schema = schema.clone();
+                let name = name.clone().unwrap_or_default();
+                let with_source = *with_source;
+                streams.push(Box::new(inner.map(move |c| {
+                    let c = c?;
+                    let mut columns = Vec::with_capacity(schema.len());
+                    if with_source {
+                        columns.push(Column::from_scalar(&Value::String(name.clone()), KqlType::String, c.len)?);
+                    }
+                    for (k, m) in mapping.iter().enumerate() {
+                        let ty = schema[k + off].1;
+                        columns.push(match m {
+                            Some(src) => c.columns[*src].clone(),
+                            None => Column::null(ty, c.len),
+                        });
+                    }
+                    Ok(Chunk::new(columns, c.len))
+                })));
+            }
+            Ok(Box::new(streams.into_iter().flatten()))
+        }
+    }
+}
+
+/// Stable sort by the keys: asc puts nulls first, desc last, unless told otherwise; NaN
+/// sorts with nulls (DOCS sort-operator.md).
+pub fn sort_chunk(chunk: &Chunk, keys: &[SortSpec]) -> Result<Chunk> {
+    let cols = keys.iter().map(|k| eval::eval(&k.expr, chunk)).collect::<Result<Vec<_>>>()?;
+    let vals: Vec<Vec<Value>> = cols.iter().map(|c| (0..chunk.len).map(|i| c.get(i)).collect()).collect();
+    let mut idx: Vec<u32> = (0..chunk.len as u32).collect();
+    let is_nullish = |v: &Value| v.is_null() || matches!(v, Value::Real(r) if r.is_nan());
+    idx.sort_by(|&a, &b| {
+        for (k, spec) in keys.iter().enumerate() {
+            let (x, y) = (&vals[k][a as usize], &vals[k][b as usize]);
+            let o = match (is_nullish(x), is_nullish(y)) {
+                (true, true) => Ordering::Equal,
+                (true, false) => if spec.nulls_first { Ordering::Less } else { Ordering::Greater },
+                (false, true) => if spec.nulls_first { Ordering::Greater } else { Ordering::Less },
+                _ => {
+                    let o = eval::compare(x, y).unwrap_or(Ordering::Equal);
+                    if spec.desc { o.reverse() } else { o }
+                }
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    chunk.take(&idx)
+}

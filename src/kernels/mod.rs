@@ -1,0 +1,4 @@
+//! Kusto's scalar rules, one function each, shared by every execution path.
+
+pub mod terms;
+pub mod time;

@@ -1,0 +1,80 @@
+//! Tables the engine reads: anything that can give a schema and stream record batches.
+//! [`MemTable`] holds batches in memory (what Python hands over); file readers implement
+//! [`TableProvider`] too, and may skip what the scan does not need.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::column::{Chunk, Column};
+use crate::convert;
+use crate::error::{Error, Result};
+use crate::plan::Schema;
+
+/// What a scan may skip: columns the query never reads.
+#[derive(Clone, Debug, Default)]
+pub struct ScanRequest {
+    /// For each schema column, whether the query reads it.
+    pub needed: Vec<bool>,
+}
+
+pub type ChunkStream<'a> = Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a>;
+
+pub trait TableProvider: Send + Sync {
+    /// Column names and Kusto types.
+    fn schema(&self) -> Result<Schema>;
+    /// Streams the rows as chunks; unneeded columns come back as `Column::Pruned`.
+    fn scan(&self, req: &ScanRequest) -> Result<ChunkStream<'_>>;
+}
+
+pub type Catalog = HashMap<String, Arc<dyn TableProvider>>;
+
+/// Arrow record batches held in memory.
+pub struct MemTable {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl MemTable {
+    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> MemTable {
+        MemTable { schema, batches }
+    }
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+}
+
+impl TableProvider for MemTable {
+    fn schema(&self) -> Result<Schema> {
+        convert::kql_schema(&self.schema)
+    }
+
+    fn scan(&self, req: &ScanRequest) -> Result<ChunkStream<'_>> {
+        let schema = self.schema()?;
+        let needed = req.needed.clone();
+        Ok(Box::new(self.batches.iter().map(move |b| {
+            let len = b.num_rows();
+            let columns = b
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let ty = schema[i].1;
+                    if needed.get(i).copied().unwrap_or(true) {
+                        convert::column_from_arrow(a, ty).map_err(|e| {
+                            Error::data(format!("column '{}': {}", schema[i].0, e.message))
+                        })
+                    } else {
+                        Ok(Column::Pruned(ty, len))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Chunk::new(columns, len))
+        })))
+    }
+}
