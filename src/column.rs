@@ -287,6 +287,8 @@ pub fn coerce(v: &Value, ty: KqlType) -> Result<Value> {
         (KqlType::Real, Value::Long(x)) => Value::Real(*x as f64),
         (KqlType::Real, Value::Real(_)) => v.clone(),
         (KqlType::DateTime, Value::DateTime(_)) | (KqlType::TimeSpan, Value::TimeSpan(_)) => v.clone(),
+        (KqlType::String, Value::String(_)) | (KqlType::Bool, Value::Bool(_)) | (KqlType::Guid, Value::Guid(_)) => v.clone(),
+        (KqlType::Dynamic, Value::Dynamic(_)) => v.clone(),
         _ => Value::Null,
     })
 }

@@ -191,10 +191,10 @@ mod tests {
 
     #[test]
     fn caret_points_at_the_column() {
-        let e = Error::syntax("unexpected token", Span::new(9, 12)).with_source("T\n| wher x");
-        assert_eq!(e.line_col(), Some((2, 8)));
-        assert!(e.render().contains("line 2, column 8"), "{}", e.render());
-        assert!(e.render().ends_with("       ^^^"), "{}", e.render());
+        let e = Error::syntax("unexpected token", Span::new(4, 8)).with_source("T\n| wher x");
+        assert_eq!(e.line_col(), Some((2, 3)));
+        assert!(e.render().contains("line 2, column 3"), "{}", e.render());
+        assert!(e.render().ends_with("   |   ^^^^"), "{}", e.render());
     }
 
     #[test]

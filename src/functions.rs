@@ -187,7 +187,7 @@ impl Func {
                 want(0, &[String])?;
                 want(1, &[String])?;
                 if args.len() == 3 {
-                    return Err(Error::unsupported("split() with a requested index", span));
+                    want(2, &[Int, Long])?;
                 }
                 Dynamic
             }
@@ -323,16 +323,41 @@ fn as_string(v: &Value) -> String {
 /// `NaN`, `Infinity`, `inf` accepted for reals; anything else is null.
 fn parse_real(s: &str) -> Option<f64> {
     let t = s.trim();
+    // .NET's names, any case, plus the lower-case short forms (EMU-K2S: "INF" is null,
+    // "inf" and "-inf" are infinities).
+    match t {
+        "inf" | "+inf" | "Inf" | "+Inf" => return Some(f64::INFINITY),
+        "-inf" | "-Inf" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
     match t.to_ascii_lowercase().as_str() {
         "nan" => return Some(f64::NAN),
-        "infinity" | "inf" | "+infinity" | "+inf" => return Some(f64::INFINITY),
-        "-infinity" | "-inf" => return Some(f64::NEG_INFINITY),
+        "infinity" | "+infinity" => return Some(f64::INFINITY),
+        "-infinity" => return Some(f64::NEG_INFINITY),
         _ => {}
+    }
+    if t.starts_with("0x") || t.starts_with("0X") {
+        return None;
     }
     if t.is_empty() || t.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
         return None;
     }
     t.parse().ok()
+}
+
+/// Text to long as `tolong`/`toint` parse it: trimmed, an optional sign and decimal
+/// digits, or `0x` hex (read as 64 bits: 0xFFFFFFFFFFFFFFFF is -1); no fraction, no
+/// exponent, no overflow (EMU-K2S type-casts cases).
+fn parse_long(s: &str) -> Option<i64> {
+    let t = s.trim();
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(h, 16).ok().map(|u| u as i64);
+    }
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.strip_prefix('+').unwrap_or(t).parse::<i64>().ok()
 }
 
 fn to_long(v: &Value) -> Option<i64> {
@@ -342,10 +367,7 @@ fn to_long(v: &Value) -> Option<i64> {
         Value::Real(r) if r.is_finite() => Some(r.trunc() as i64),
         Value::Bool(b) => Some(*b as i64),
         Value::DateTime(t) | Value::TimeSpan(t) => Some(*t),
-        Value::String(s) => {
-            let t = s.trim();
-            t.parse::<i64>().ok().or_else(|| parse_real(t).filter(|r| r.is_finite() && r.fract() == 0.0).map(|r| r as i64))
-        }
+        Value::String(s) => parse_long(s),
         Value::Dynamic(j) => match j {
             serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)),
             serde_json::Value::String(s) => to_long(&Value::String(s.clone())),
@@ -397,7 +419,16 @@ pub fn convert(v: &Value, ty: KqlType) -> Value {
     match ty {
         KqlType::String => Value::String(as_string(v)),
         KqlType::Long => to_long(v).map_or(Value::Null, Value::Long),
-        KqlType::Int => to_long(v).and_then(|x| i32::try_from(x).ok()).map_or(Value::Null, Value::Int),
+        KqlType::Int => match v {
+            // toint of hex text reads 32 bits (toint("0x7FFFFFFF") = 2147483647).
+            Value::String(s) => {
+                let hex = s.trim().starts_with("0x") || s.trim().starts_with("0X");
+                parse_long(s)
+                    .and_then(|x| i32::try_from(x).ok().or_else(|| if hex { u32::try_from(x).ok().map(|u| u as i32) } else { None }))
+                    .map_or(Value::Null, Value::Int)
+            }
+            _ => to_long(v).and_then(|x| i32::try_from(x).ok()).map_or(Value::Null, Value::Int),
+        },
         KqlType::Real => to_real(v).map_or(Value::Null, Value::Real),
         KqlType::Bool => to_bool(v).map_or(Value::Null, Value::Bool),
         KqlType::DateTime => match v {
@@ -500,7 +531,8 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             let text = s(0);
             let n = text.chars().count() as i64;
             let Some(start) = args[1].as_i64() else { return Ok(String(std::string::String::new())) };
-            let start = if start < 0 { 0 } else { start.min(n) };
+            // A negative start counts from the end (EMU-K2S: substring("hello", -2, 2) = "lo").
+            let start = if start < 0 { (n + start).max(0) } else { start.min(n) };
             let len = match args.get(2) {
                 Some(v) => match v.as_i64() {
                     Some(l) if l >= 0 => l,
@@ -518,32 +550,31 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             } else {
                 text.split(delim.as_str()).map(|p| serde_json::Value::String(p.to_string())).collect()
             };
-            Dynamic(serde_json::Value::Array(parts))
+            // With an index, only that part, still as an array (DOCS split-function.md).
+            match args.get(2) {
+                Some(i) => match i.as_i64() {
+                    Some(k) if k >= 0 && (k as usize) < parts.len() => Dynamic(serde_json::Value::Array(vec![parts[k as usize].clone()])),
+                    _ => Null,
+                },
+                None => Dynamic(serde_json::Value::Array(parts)),
+            }
         }
         Func::Trim | Func::TrimStart | Func::TrimEnd => {
+            // One match of the pattern is removed at each trimmed end (EMU-K2S:
+            // trim(@"\s", "  spaced  ") = " spaced ").
             let (pat, text) = (s(0), s(1));
-            let start = if f == Func::TrimEnd { text.len() } else {
-                let r = re.get(&format!("^(?:{pat})+"))?;
-                r.find(&text).map_or(0, |m| m.end())
-            };
-            let rest = &text[start.min(text.len())..];
-            if f == Func::TrimStart {
-                String(rest.to_string())
-            } else {
-                let r = re.get(&format!("(?:{pat})+$"))?;
-                let base = if f == Func::TrimEnd { text.as_str() } else { rest };
-                // The longest suffix match: try match starts from the left.
-                let mut cut = base.len();
-                for (i, _) in base.char_indices() {
-                    if let Some(m) = r.find_at(base, i) {
-                        if m.start() == i && m.end() == base.len() {
-                            cut = i;
-                            break;
-                        }
-                    }
+            let mut t: &str = &text;
+            if f != Func::TrimEnd {
+                if let Some(m) = re.get(&format!("^(?:{pat})"))?.find(t) {
+                    t = &t[m.end()..];
                 }
-                String(base[..cut].to_string())
             }
+            if f != Func::TrimStart {
+                if let Some(m) = re.get(&format!("(?:{pat})$"))?.find(t) {
+                    t = &t[..m.start()];
+                }
+            }
+            String(t.to_string())
         }
         Func::IsEmpty => Bool(match &args[0] {
             Null => true,

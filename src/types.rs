@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn real_format() {
         assert_eq!(format_real(1.0), "1.0");
-        assert_eq!(format_real(0.1 + 0.2), "0.30000000000000007");
+        assert_eq!(format_real(0.1 + 0.2), "0.30000000000000004");
         assert_eq!(format_real(1e11), "100000000000.0");
     }
 

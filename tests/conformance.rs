@@ -34,8 +34,16 @@ fn canon(v: &J, sort_arrays: bool) -> String {
             format!("[{}]", items.join(","))
         }
         J::Object(m) => {
-            let sorted: BTreeMap<&String, String> = m.iter().map(|(k, x)| (k, canon(x, sort_arrays))).collect();
-            format!("{{{}}}", sorted.iter().map(|(k, x)| format!("{k:?}:{x}")).collect::<Vec<_>>().join(","))
+            let sorted: BTreeMap<&String, String> =
+                m.iter().map(|(k, x)| (k, canon(x, sort_arrays))).collect();
+            format!(
+                "{{{}}}",
+                sorted
+                    .iter()
+                    .map(|(k, x)| format!("{k:?}:{x}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         }
         other => other.to_string(),
     }
@@ -45,7 +53,11 @@ fn num_canon(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else if f.fract() == 0.0 && f.abs() < 1e15 {
         format!("{}", f as i64)
     } else {
@@ -54,7 +66,10 @@ fn num_canon(f: f64) -> String {
 }
 
 fn row_canon(r: &[J], sort_arrays: bool) -> String {
-    r.iter().map(|v| canon(v, sort_arrays)).collect::<Vec<_>>().join("|")
+    r.iter()
+        .map(|v| canon(v, sort_arrays))
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 fn type_ok(expected: &str, got: &str, exact: bool) -> bool {
@@ -72,7 +87,10 @@ fn type_ok(expected: &str, got: &str, exact: bool) -> bool {
 fn check(case: &J, now: i64) -> Result<(), String> {
     let query = case["query"].as_str().unwrap_or("");
     let expect = &case["expect"];
-    let flags: Vec<&str> = case["flags"].as_array().map(|a| a.iter().filter_map(|f| f.as_str()).collect()).unwrap_or_default();
+    let flags: Vec<&str> = case["flags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str()).collect())
+        .unwrap_or_default();
     let catalog = HashMap::new();
     let result = Query::parse(query).and_then(|q| q.run(&catalog, now));
     if !expect["error"].is_null() {
@@ -82,10 +100,17 @@ fn check(case: &J, now: i64) -> Result<(), String> {
         };
     }
     let r = result.map_err(|e| {
-        let tag = if e.kind == ErrorKind::Unsupported { "UNSUPPORTED" } else { "ERROR" };
+        let tag = if e.kind == ErrorKind::Unsupported {
+            "UNSUPPORTED"
+        } else {
+            "ERROR"
+        };
         format!("{tag}: {}", e.message)
     })?;
-    let cols: Vec<&str> = expect["columns"].as_array().map(|a| a.iter().filter_map(|c| c.as_str()).collect()).unwrap_or_default();
+    let cols: Vec<&str> = expect["columns"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
     if !flags.contains(&"generated_column_name") && r.names != cols {
         return Err(format!("columns {:?}, expected {:?}", r.names, cols));
     }
@@ -102,18 +127,49 @@ fn check(case: &J, now: i64) -> Result<(), String> {
     if r.len() != count {
         return Err(format!("{} rows, expected {count}", r.len()));
     }
-    if flags.iter().any(|f| matches!(*f, "time_dependent" | "random" | "take_without_sort" | "arbitrary_choice" | "environment_dependent")) {
+    if flags.iter().any(|f| {
+        matches!(
+            *f,
+            "time_dependent"
+                | "random"
+                | "take_without_sort"
+                | "arbitrary_choice"
+                | "environment_dependent"
+        )
+    }) {
         return Ok(());
     }
     let sort_arrays = flags.contains(&"array_order_unspecified");
     let ordered = expect["ordered"].as_bool().unwrap_or(false);
-    let got: Vec<String> = r.rows_json().iter().map(|row| row_canon(row, sort_arrays)).collect();
-    let want: Vec<String> = expect["rows"].as_array().map(|a| a.iter().map(|row| row_canon(row.as_array().map(|x| x.as_slice()).unwrap_or(&[]), sort_arrays)).collect()).unwrap_or_default();
+    let got: Vec<String> = r
+        .rows_json()
+        .iter()
+        .map(|row| row_canon(row, sort_arrays))
+        .collect();
+    let want: Vec<String> = expect["rows"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|row| {
+                    row_canon(
+                        row.as_array().map(|x| x.as_slice()).unwrap_or(&[]),
+                        sort_arrays,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let complete = expect["rows_complete"].as_bool().unwrap_or(true);
     if ordered {
-        let ok = if complete { got == want } else { got.starts_with(&want) };
+        let ok = if complete {
+            got == want
+        } else {
+            got.starts_with(&want)
+        };
         if !ok {
-            return Err(format!("rows (ordered) differ:\n  got  {got:?}\n  want {want:?}"));
+            return Err(format!(
+                "rows (ordered) differ:\n  got  {got:?}\n  want {want:?}"
+            ));
         }
     } else {
         let mut g = got.clone();
@@ -144,7 +200,10 @@ fn known_differences() -> HashMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|l| {
+            l.split_once('\t')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect()
 }
 
@@ -153,7 +212,10 @@ fn tier1_conformance() {
     let path = corpus_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) => panic!("cannot read the conformance corpus at {}: {e} (set RMMHUNT_CONFORMANCE)", path.display()),
+        Err(e) => panic!(
+            "cannot read the conformance corpus at {}: {e} (set RMMHUNT_CONFORMANCE)",
+            path.display()
+        ),
     };
     // A fixed clock: time-dependent cases are checked for shape only.
     let now = rmmhunt::kernels::time::parse_datetime("2026-06-04T12:00:00Z").unwrap();
@@ -171,7 +233,8 @@ fn tier1_conformance() {
         if !case["expect"]["error"].is_null() {
             errors_expected += 1;
         }
-        let outcome = std::panic::catch_unwind(|| check(&case, now)).unwrap_or_else(|_| Err("PANIC".into()));
+        let outcome =
+            std::panic::catch_unwind(|| check(&case, now)).unwrap_or_else(|_| Err("PANIC".into()));
         match outcome {
             Ok(()) => {
                 pass += 1;
@@ -181,7 +244,10 @@ fn tier1_conformance() {
             }
             Err(reason) => {
                 fail += 1;
-                report.push_str(&format!("{id}\n  {}\n  {reason}\n", case["query"].as_str().unwrap_or("")));
+                report.push_str(&format!(
+                    "{id}\n  {}\n  {reason}\n",
+                    case["query"].as_str().unwrap_or("")
+                ));
                 if reason.starts_with("UNSUPPORTED") {
                     unsupported += 1;
                 } else if known.contains_key(&id) {
@@ -201,6 +267,9 @@ fn tier1_conformance() {
         out.display()
     );
     assert!(unexplained.is_empty(), "{} failing tier-1 cases are neither unsupported nor listed in tests/conformance_known.tsv: {:?}", unexplained.len(), unexplained);
-    assert!(stale.is_empty(), "these cases now pass; remove them from tests/conformance_known.tsv: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "these cases now pass; remove them from tests/conformance_known.tsv: {stale:?}"
+    );
     assert!(pct >= 95.0, "tier-1 pass rate {pct:.1}% is below 95%");
 }

@@ -44,6 +44,7 @@ enum State {
     SumLong(i64),
     SumReal(f64),
     Avg(f64, i64),
+    AvgLong(i64, i64),
     MinMax(Option<Value>, bool),
     Distinct(HashSet<KeyPart>),
     Set(HashSet<String>, Vec<serde_json::Value>),
@@ -59,7 +60,11 @@ fn new_state(spec: &AggSpec) -> State {
             KqlType::Real => State::SumReal(0.0),
             _ => State::SumLong(0),
         },
-        AggFunc::Avg | AggFunc::AvgIf => State::Avg(0.0, 0),
+        AggFunc::Avg | AggFunc::AvgIf => match spec.args[0].ty {
+            // Kusto sums integers as longs (wrapping), then divides (EMU-K2S).
+            KqlType::Int | KqlType::Long => State::AvgLong(0, 0),
+            _ => State::Avg(0.0, 0),
+        },
         AggFunc::Min | AggFunc::Max => State::MinMax(None, false),
         AggFunc::DCount | AggFunc::DCountIf => State::Distinct(HashSet::new()),
         AggFunc::MakeSet { .. } => State::Set(HashSet::new(), Vec::new()),
@@ -100,6 +105,12 @@ fn update(state: &mut State, spec: &AggSpec, args: &[Column], pred: Option<&arro
             let v = if let Value::Dynamic(j) = &v { json_to_value(j) } else { v };
             if let Some(x) = v.as_f64() {
                 *s += x;
+                *n += 1;
+            }
+        }
+        State::AvgLong(s, n) => {
+            if let Some(x) = arg(0).as_i64() {
+                *s = s.wrapping_add(x);
                 *n += 1;
             }
         }
@@ -208,6 +219,7 @@ fn finish(state: State, spec: &AggSpec) -> Vec<Value> {
         State::SumLong(s) => vec![if ty == KqlType::TimeSpan { Value::TimeSpan(s) } else { Value::Long(s) }],
         State::SumReal(s) => vec![Value::Real(s)],
         State::Avg(s, n) => vec![Value::Real(if n == 0 { f64::NAN } else { s / n as f64 })],
+        State::AvgLong(s, n) => vec![Value::Real(if n == 0 { f64::NAN } else { s as f64 / n as f64 })],
         State::MinMax(best, nan) => vec![if nan { Value::Real(f64::NAN) } else { best.unwrap_or(Value::Null) }],
         State::Distinct(set) => vec![Value::Long(set.len() as i64)],
         State::Set(_, items) | State::List(items) => vec![Value::Dynamic(serde_json::Value::Array(items))],

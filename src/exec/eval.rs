@@ -378,11 +378,7 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Value {
                 BinOp::Mod => if y == 0 { None } else { Some(x.rem_euclid(y)) },
                 _ => None,
             };
-            match (r, a, b) {
-                (None, _, _) => Null,
-                (Some(v), Int(_), Int(_)) => Int(v as i32),
-                (Some(v), _, _) => Long(v),
-            }
+            r.map_or(Null, Long)
         }
         _ => match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => Real(match op {

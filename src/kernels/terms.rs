@@ -152,7 +152,7 @@ mod tests {
     fn has_table() {
         let cases: &[(&str, &str, bool)] = &[
             ("alpha-beta", "alpha", true),
-            ("alpha_beta", "alpha", false),
+            ("alpha_beta", "alpha", true),
             ("alpha beta", "alpha", true),
             ("alphabeta", "alpha", false),
             ("ПриветМир", "привет", false),

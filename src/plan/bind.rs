@@ -161,6 +161,9 @@ impl<'a> Binder<'a> {
                 let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(nrows); ncols];
                 for (i, v) in values.iter().enumerate() {
                     let (cname, ty) = &schema[i % ncols];
+                    if !matches!(v.kind, ExprKind::Literal(_)) {
+                        return Err(Error::semantic("datatable values must be literals", v.span));
+                    }
                     let be = self.bind_expr(v, &Vec::new())?;
                     let val = self.fold(&be)?;
                     cols[i % ncols].push(datatable_value(val, be.ty, *ty, &cname.name, v.span)?);
@@ -244,10 +247,19 @@ impl<'a> Binder<'a> {
             Source::Union { params, legs, span } => {
                 let mut plans = Vec::new();
                 for leg in legs {
-                    plans.push((self.bind_tabular(leg)?, leg_name(leg)));
+                    plans.push((self.bind_tabular(leg)?, self.leg_name(leg)));
                 }
                 union_plan(plans, params, *span)
             }
+        }
+    }
+
+    /// withsource= names a leg by its table; let-bound and computed legs are
+    /// `union_argN` (EMU-K2S).
+    fn leg_name(&self, t: &TabularExpr) -> Option<String> {
+        match (&t.source, t.ops.is_empty()) {
+            (Source::Named(id), true) if !self.tabulars.contains_key(&id.name) => Some(id.name.clone()),
+            _ => None,
         }
     }
 
@@ -381,7 +393,7 @@ impl<'a> Binder<'a> {
             Operator::Union { params, legs, span } => {
                 let mut plans = vec![(input, None)];
                 for leg in legs {
-                    plans.push((self.bind_tabular(leg)?, leg_name(leg)));
+                    plans.push((self.bind_tabular(leg)?, self.leg_name(leg)));
                 }
                 union_plan(plans, params, *span)
             }
@@ -423,11 +435,8 @@ impl<'a> Binder<'a> {
         for ne in aggs {
             let mut spec = self.bind_agg(&ne.expr, schema, &key_names, &out)?;
             if let Some(n) = &ne.name {
-                if spec.outputs.len() == 1 {
-                    spec.outputs[0].0 = n.name.clone();
-                } else {
-                    return Err(Error::unsupported("naming a multi-column aggregate", n.span));
-                }
+                // For arg_max/arg_min/take_any the name goes to the first column (EMU-K2S).
+                spec.outputs[0].0 = n.name.clone();
             }
             for o in spec.outputs.iter_mut() {
                 let taken = names(&out);
@@ -573,7 +582,6 @@ impl<'a> Binder<'a> {
                     _ => KqlType::Dynamic,
                 };
                 let name = match func {
-                    AggFunc::CountIf => "countif_".to_string(),
                     _ => format!("{prefix}_{}", arg_name(0)),
                 };
                 outputs.push((name, ty));
@@ -629,6 +637,21 @@ impl<'a> Binder<'a> {
                     Error::semantic(format!("operator {} cannot be applied to {} and {}", binop_symbol(*op), l.ty, r.ty), span)
                 })?;
                 self.maybe_fold(mk(BKind::Binary(*op, Box::new(l), Box::new(r)), ty))?
+            }
+            ExprKind::Str { op, negated, cs, left, right } if matches!(left.kind, ExprKind::Star) => {
+                // `* has "x"`: any column matches (`* !has "x"`: no column does).
+                let r = self.bind_expr(right, schema)?;
+                let mut acc: Option<BExpr> = None;
+                for (i, (_, t)) in schema.iter().enumerate() {
+                    let col = BExpr { kind: BKind::Column(i), ty: *t, span };
+                    let one = mk(BKind::Str { op: *op, negated: *negated, cs: *cs, left: Box::new(col), right: Box::new(r.clone()) }, KqlType::Bool);
+                    let join = if *negated { BinOp::And } else { BinOp::Or };
+                    acc = Some(match acc {
+                        None => one,
+                        Some(a) => mk(BKind::Binary(join, Box::new(a), Box::new(one)), KqlType::Bool),
+                    });
+                }
+                acc.unwrap_or_else(|| BExpr::literal(Value::Bool(*negated), KqlType::Bool, span))
             }
             ExprKind::Str { op, negated, cs, left, right } => {
                 let l = self.bind_expr(left, schema)?;
@@ -772,13 +795,6 @@ fn is_aggregate_name(n: &str) -> bool {
     )
 }
 
-fn leg_name(t: &TabularExpr) -> Option<String> {
-    match (&t.source, t.ops.is_empty()) {
-        (Source::Named(id), true) => Some(id.name.clone()),
-        _ => None,
-    }
-}
-
 fn unknown_column(name: &str, schema: &Schema, span: Span) -> Error {
     let hint = if schema.is_empty() {
         String::new()
@@ -886,7 +902,7 @@ pub fn binary_type(op: BinOp, l: KqlType, r: KqlType) -> Option<KqlType> {
     use KqlType::*;
     let num = |a: KqlType, b: KqlType| -> Option<KqlType> {
         match (a, b) {
-            (Int, Int) => Some(Int),
+            // int op int is long: toint(2147483647) + toint(1) = 2147483648 (EMU-K2S).
             (Int | Long, Int | Long) => Some(Long),
             (Int | Long | Real, Int | Long | Real) => Some(Real),
             (Dynamic, t) | (t, Dynamic) if t.is_numeric() || t == Dynamic => Some(if t == Dynamic { Real } else { t }),

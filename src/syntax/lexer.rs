@@ -100,16 +100,16 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             if c == '[' && matches!(self.peek_at(1), Some('\'' | '"')) {
-                // ['quoted identifier']
+                // ['quoted identifier'], unless it is an array of strings: ['a', 'b'].
                 self.pos += 1;
                 let name = self.try_string()?.unwrap_or_default();
                 self.skip_trivia();
-                if self.peek() != Some(']') {
-                    return Err(Error::syntax("expected ']' after quoted name", Span::new(start, self.pos)));
+                if self.peek() == Some(']') {
+                    self.pos += 1;
+                    self.push(Tok::Ident { name, quoted: true }, start);
+                    continue;
                 }
-                self.pos += 1;
-                self.push(Tok::Ident { name, quoted: true }, start);
-                continue;
+                self.pos = start;
             }
             if c.is_ascii_digit() || (c == '.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit()) && !self.prev_is_operand()) {
                 self.number();

@@ -23,14 +23,14 @@ const KNOWN_UNSUPPORTED_OPERATORS: &[&str] = &[
 
 pub fn parse_query(src: &str) -> Result<Query> {
     let toks = tokenize(src).map_err(|e| e.with_source(src))?;
-    let mut p = Parser { toks, pos: 0, depth: 0 };
+    let mut p = Parser { toks, pos: 0, depth: 0, in_datatable: false };
     p.query().map_err(|e| e.with_source(src))
 }
 
 /// Parses a lone scalar expression (for predicates handed in by the rules layer).
 pub fn parse_expression(src: &str) -> Result<Expr> {
     let toks = tokenize(src).map_err(|e| e.with_source(src))?;
-    let mut p = Parser { toks, pos: 0, depth: 0 };
+    let mut p = Parser { toks, pos: 0, depth: 0, in_datatable: false };
     let e = p.expr().map_err(|e| e.with_source(src))?;
     if !p.at_eof() {
         return Err(p.unexpected("end of expression").with_source(src));
@@ -42,6 +42,8 @@ struct Parser {
     toks: Vec<Token>,
     pos: usize,
     depth: usize,
+    /// Datatable cells are signed literals: there `-9223372036854775808` is a long.
+    in_datatable: bool,
 }
 
 fn describe(t: &Tok) -> String {
@@ -257,7 +259,10 @@ impl Parser {
             let mut values = Vec::new();
             if !self.is_punct("]") {
                 loop {
-                    values.push(self.expr()?);
+                    self.in_datatable = true;
+                    let v = self.expr();
+                    self.in_datatable = false;
+                    values.push(v?);
                     if !self.eat_punct(",") {
                         break;
                     }
@@ -782,6 +787,12 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr> {
         let start = self.span();
+        if self.in_datatable && self.is_punct("-") && matches!(self.peek_at(1), Tok::Number(n) if n == "9223372036854775808") {
+            // -9223372036854775808 is the one literal whose magnitude is not a long.
+            self.bump();
+            let end = self.bump().span;
+            return Ok(Expr::literal(Value::Long(i64::MIN), KqlType::Long, start.to(end)));
+        }
         if self.eat_punct("-") {
             self.enter()?;
             let inner = self.unary()?;
@@ -1045,13 +1056,10 @@ fn number_literal(text: &str, span: Span) -> Result<Expr> {
         let v: f64 = num.parse().map_err(|_| Error::syntax(format!("invalid number '{text}'"), span))?;
         return Ok(Expr::literal(Value::Real(v), KqlType::Real, span));
     }
-    match num.parse::<i64>() {
-        Ok(v) => Ok(Expr::literal(Value::Long(v), KqlType::Long, span)),
-        Err(_) => match num.parse::<f64>() {
-            Ok(v) => Ok(Expr::literal(Value::Real(v), KqlType::Real, span)),
-            Err(_) => Err(Error::syntax(format!("invalid number '{text}'"), span)),
-        },
-    }
+    // An integer literal beyond the long range is rejected, as Kusto does (EMU-K2S).
+    num.parse::<i64>()
+        .map(|v| Expr::literal(Value::Long(v), KqlType::Long, span))
+        .map_err(|_| Error::syntax(format!("integer literal '{text}' is out of the range of long"), span))
 }
 
 fn raw_literal(func: &str, text: &str, span: Span) -> Result<Expr> {
