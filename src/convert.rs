@@ -216,7 +216,6 @@ pub fn column_to_arrow(name: &str, c: &Column) -> Result<(Field, ArrayRef)> {
 }
 
 fn dynamic_to_arrow(v: &[serde_json::Value]) -> ArrayRef {
-    use serde_json::Value as J;
     // Lists when every non-null value is an array and all elements share a scalar kind.
     let all_arrays = v.iter().all(|x| x.is_array() || x.is_null()) && v.iter().any(|x| x.is_array());
     if all_arrays {

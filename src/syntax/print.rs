@@ -230,10 +230,32 @@ fn literal(v: &Value, ty: KqlType) -> String {
         }
         Value::String(s) => quote_string(s),
         Value::DateTime(t) => format!("datetime({})", format_datetime(*t)),
-        Value::TimeSpan(t) => format!("time({})", format_timespan(*t)),
+        Value::TimeSpan(t) => timespan_literal(*t),
         Value::Guid(g) => format!("guid({})", format_guid(*g)),
         Value::Dynamic(j) => format!("dynamic({})", json_kql(j)),
     }
+}
+
+/// A timespan in the largest unit that divides it exactly: `5d`, `-7d`, `90m`, `3tick`.
+fn timespan_literal(t: i64) -> String {
+    use crate::types::ticks;
+    let units = [
+        ("d", ticks::PER_DAY),
+        ("h", ticks::PER_HOUR),
+        ("m", ticks::PER_MINUTE),
+        ("s", ticks::PER_SECOND),
+        ("ms", ticks::PER_MILLI),
+        ("microseconds", ticks::PER_MICRO),
+    ];
+    if t == i64::MIN {
+        return format!("time({})", format_timespan(t));
+    }
+    for (unit, per) in units {
+        if t % per == 0 {
+            return format!("{}{unit}", t / per);
+        }
+    }
+    format!("{t}tick")
 }
 
 /// JSON inside `dynamic(...)`, with strings quoted the KQL way.

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rmmhunt.rules import ExclusionSyntaxError, FieldMap, FieldMapError
 from rmmhunt.rules import exclusions as ex
 from rmmhunt.rules.exclusions import And, Compare, In, Like, Not, Or, parse
@@ -24,8 +23,18 @@ FM = FieldMap.for_table("DeviceProcessEvents")
 # A KQL string-literal decoder, written from the documented escapes (SEMANTICS.md §4), used to
 # prove that what we print decodes back to the original value and ends where we think it ends.
 
-_SIMPLE = {"\\": "\\", "'": "'", '"': '"', "a": "\a", "b": "\b", "f": "\f", "n": "\n",
-           "r": "\r", "t": "\t", "v": "\v"}
+_SIMPLE = {
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
 
 
 def kql_decode_string(text: str, start: int = 0) -> tuple[str, int]:
@@ -61,8 +70,11 @@ def kql_decode_string(text: str, start: int = 0) -> tuple[str, int]:
 def kql_split(pred: str) -> tuple[str, str, list[str]]:
     """(column, operator, [values]) of a simple compiled comparison; asserts that nothing
     follows the literal(s)."""
-    m = re.match(r"(\w+|\[\"(?:[^\"\\]|\\.)*\"\]) (=~|!~|!?contains|!?startswith|!?endswith|"
-                 r"matches regex|!?in~) ", pred)
+    m = re.match(
+        r"(\w+|\[\"(?:[^\"\\]|\\.)*\"\]) (=~|!~|!?contains|!?startswith|!?endswith|"
+        r"matches regex|!?in~) ",
+        pred,
+    )
     assert m, pred
     i = m.end()
     values = []
@@ -99,14 +111,22 @@ PARSE_CASES: list[tuple[str, Any]] = [
     ('a NOT IN ("x","y")', In("a", ("x", "y"), negated=True)),
     ('NOT a == "x"', Not(Compare("a", "==", "x"))),
     ('not not a == "x"', Not(Not(Compare("a", "==", "x")))),
-    ('a == "1" AND b == "2" OR c == "3"',
-     Or((And((Compare("a", "==", "1"), Compare("b", "==", "2"))), Compare("c", "==", "3")))),
-    ('a == "1" OR b == "2" AND c == "3"',
-     Or((Compare("a", "==", "1"), And((Compare("b", "==", "2"), Compare("c", "==", "3")))))),
-    ('(a == "1" OR b == "2") AND c == "3"',
-     And((Or((Compare("a", "==", "1"), Compare("b", "==", "2"))), Compare("c", "==", "3")))),
-    ('a == "1" and (b == "2" and c == "3")',
-     And((Compare("a", "==", "1"), Compare("b", "==", "2"), Compare("c", "==", "3")))),
+    (
+        'a == "1" AND b == "2" OR c == "3"',
+        Or((And((Compare("a", "==", "1"), Compare("b", "==", "2"))), Compare("c", "==", "3"))),
+    ),
+    (
+        'a == "1" OR b == "2" AND c == "3"',
+        Or((Compare("a", "==", "1"), And((Compare("b", "==", "2"), Compare("c", "==", "3"))))),
+    ),
+    (
+        '(a == "1" OR b == "2") AND c == "3"',
+        And((Or((Compare("a", "==", "1"), Compare("b", "==", "2"))), Compare("c", "==", "3"))),
+    ),
+    (
+        'a == "1" and (b == "2" and c == "3")',
+        And((Compare("a", "==", "1"), Compare("b", "==", "2"), Compare("c", "==", "3"))),
+    ),
     ('NOT (a == "1" OR b == "2")', Not(Or((Compare("a", "==", "1"), Compare("b", "==", "2"))))),
     ('((a == "1"))', Compare("a", "==", "1")),
     ('a=="x"and b!="y"', And((Compare("a", "==", "x"), Compare("b", "!=", "y")))),
@@ -117,7 +137,7 @@ PARSE_CASES: list[tuple[str, Any]] = [
     (r'a == "tab\there\nnl\rcr"', Compare("a", "==", "tab\there\nnl\rcr")),
     (r'a == "\u00e9\U0001F600"', Compare("a", "==", "é😀")),
     ('a == "é 中 😀"', Compare("a", "==", "é 中 😀")),
-    ("a == \"it's\"", Compare("a", "==", "it's")),
+    ('a == "it\'s"', Compare("a", "==", "it's")),
     ('a == ""', Compare("a", "==", "")),
     # keywords as parts of field paths are fine
     ('process.in.like == "x"', Compare("process.in.like", "==", "x")),
@@ -254,34 +274,53 @@ COMPILE_CASES = [
     ('process.name LIKE "%a%b%"', 'FileName matches regex "(?is)^.*a.*b.*$"'),
     ('process.name LIKE "_"', 'FileName matches regex "(?is)^.$"'),
     ('process.name NOT LIKE "a_"', 'not(FileName matches regex "(?is)^a.$")'),
-    ('process.name LIKE "%(x)[y]{z}^$|+?*.#&-~%a_"',
-     'FileName matches regex "(?is)^.*\\\\(x\\\\)\\\\[y\\\\]\\\\{z\\\\}\\\\^\\\\$\\\\|\\\\+\\\\?'
-     '\\\\*\\\\.\\\\#\\\\&\\\\-\\\\~.*a.$"'),
+    (
+        'process.name LIKE "%(x)[y]{z}^$|+?*.#&-~%a_"',
+        (
+            'FileName matches regex "(?is)^.*\\\\(x\\\\)\\\\[y\\\\]\\\\{z\\\\}\\\\^\\\\$\\\\|\\\\+\\\\?'
+            '\\\\*\\\\.\\\\#\\\\&\\\\-\\\\~.*a.$"'
+        ),
+    ),
     # the seed's patterns: '_' is a wildcard, so they become regexes
-    ('process.command_line LIKE "%scheduled_job%"',
-     'ProcessCommandLine matches regex "(?is)^.*scheduled.job.*$"'),
-    ('process.file_path LIKE "%connectwise_agent.exe"',
-     'FolderPath matches regex "(?is)^.*connectwise.agent\\\\.exe$"'),
+    (
+        'process.command_line LIKE "%scheduled_job%"',
+        'ProcessCommandLine matches regex "(?is)^.*scheduled.job.*$"',
+    ),
+    (
+        'process.file_path LIKE "%connectwise_agent.exe"',
+        'FolderPath matches regex "(?is)^.*connectwise.agent\\\\.exe$"',
+    ),
     # ESCAPE makes % and _ literal, and then the plain operators apply again
-    ('process.command_line LIKE "%scheduled!_job%" ESCAPE "!"',
-     'ProcessCommandLine contains "scheduled_job"'),
+    (
+        'process.command_line LIKE "%scheduled!_job%" ESCAPE "!"',
+        'ProcessCommandLine contains "scheduled_job"',
+    ),
     ('process.name LIKE "100!%" ESCAPE "!"', 'FileName =~ "100%"'),
     ('process.name LIKE "a!!%" ESCAPE "!"', 'FileName startswith "a!"'),
     ('process.name IN ("a", "B")', 'FileName in~ ("a", "B")'),
     ('process.name NOT IN ("a")', 'FileName !in~ ("a")'),
     ('NOT process.name == "a"', 'not(FileName =~ "a")'),
-    ('process.name == "a" AND process.parent_process_name == "b"',
-     'FileName =~ "a" and InitiatingProcessFileName =~ "b"'),
-    ('process.name == "a" OR process.name == "b" AND user.name == "c"',
-     'FileName =~ "a" or (FileName =~ "b" and AccountName =~ "c")'),
-    ('(process.name == "a" OR process.name == "b") AND user.name == "c"',
-     '(FileName =~ "a" or FileName =~ "b") and AccountName =~ "c"'),
-    ('NOT (process.name == "a" OR process.name == "b")',
-     'not(FileName =~ "a" or FileName =~ "b")'),
+    (
+        'process.name == "a" AND process.parent_process_name == "b"',
+        'FileName =~ "a" and InitiatingProcessFileName =~ "b"',
+    ),
+    (
+        'process.name == "a" OR process.name == "b" AND user.name == "c"',
+        'FileName =~ "a" or (FileName =~ "b" and AccountName =~ "c")',
+    ),
+    (
+        '(process.name == "a" OR process.name == "b") AND user.name == "c"',
+        '(FileName =~ "a" or FileName =~ "b") and AccountName =~ "c"',
+    ),
+    ('NOT (process.name == "a" OR process.name == "b")', 'not(FileName =~ "a" or FileName =~ "b")'),
     # the seed's first filter, whole
-    ('process.parent_process_name == "connectwise" OR process.command_line LIKE "%scheduled_job%"',
-     'InitiatingProcessFileName =~ "connectwise" or '
-     'ProcessCommandLine matches regex "(?is)^.*scheduled.job.*$"'),
+    (
+        'process.parent_process_name == "connectwise" OR process.command_line LIKE "%scheduled_job%"',
+        (
+            'InitiatingProcessFileName =~ "connectwise" or '
+            'ProcessCommandLine matches regex "(?is)^.*scheduled.job.*$"'
+        ),
+    ),
 ]
 
 
@@ -357,8 +396,7 @@ SEMANTIC_CASES: list[tuple[str, dict[str, Any], bool]] = [
     ('process.name == "a" AND user.name == "b"', {"FileName": "A", "AccountName": "B"}, True),
     ('process.name == "a" AND user.name == "b"', {"FileName": "A", "AccountName": "c"}, False),
     ('process.name == "x" OR user.name == "b"', {"FileName": "A", "AccountName": "B"}, True),
-    ('NOT (process.name == "x" OR user.name == "b")', {"FileName": "a", "AccountName": "c"},
-     True),
+    ('NOT (process.name == "x" OR user.name == "b")', {"FileName": "a", "AccountName": "c"}, True),
 ]
 
 
@@ -438,8 +476,9 @@ def test_in_and_compare_translation_agree_with_reference(
 _leaf = st.one_of(
     st.builds(Compare, st.sampled_from(["a", "b.c"]), st.sampled_from(["==", "!="]), _values),
     st.builds(Like, st.just("d"), _patterns.filter(lambda p: True), st.booleans()),
-    st.builds(In, st.just("e"), st.lists(_values, min_size=1, max_size=3).map(tuple),
-              st.booleans()),
+    st.builds(
+        In, st.just("e"), st.lists(_values, min_size=1, max_size=3).map(tuple), st.booleans()
+    ),
 )
 
 
@@ -477,12 +516,12 @@ def test_print_parse_round_trip(tree: Any) -> None:
 HOSTILE = [
     '"',
     "'",
-    '\\',
+    "\\",
     '\\"',
     '"; drop table DeviceProcessEvents; //',
     '" or 1==1 or "',
     "' or '1'=='1",
-    "x\" | where 1==1 | project secret //",
+    'x" | where 1==1 | project secret //',
     "| where 1==1",
     "line1\nline2",
     "cr\r\nlf",
@@ -512,7 +551,8 @@ def test_kql_string_round_trips_and_cannot_end_early(s: str) -> None:
         assert end == len(lit)
         # no raw control character, line/paragraph separator or zero-width character
         assert not any(
-            unicodedata.category(c) == "Cc" or c in "\u2028\u2029\u200b\u200c\u200d\u200e\u200f\ufeff"
+            unicodedata.category(c) == "Cc"
+            or c in "\u2028\u2029\u200b\u200c\u200d\u200e\u200f\ufeff"
             for c in lit
         )
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-import rmmhunt.rules as rules
+from rmmhunt import rules
 from rmmhunt.rules import Rule, RuleError
 from rmmhunt.rules.export import active_scenarios, exclusion_predicates, schedule
 from rmmhunt.rules.model import format_iso_duration, format_kql_timespan, parse_duration
@@ -25,8 +24,9 @@ from rmmhunt.rules.model import format_iso_duration, format_kql_timespan, parse_
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RMMHUNT_UPDATE_GOLDEN") == "1"
 FOUNDING_ID = "83f7b313-b955-4988-b524-b2da55c67b43"
-TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|createdTime|lastModified|generated",
-                       re.IGNORECASE)
+TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|createdTime|lastModified|generated", re.IGNORECASE
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +52,17 @@ def with_query(rule: Rule, query: str) -> Rule:
 
 
 def test_golden_hunting_yaml(founding: Rule) -> None:
-    check_golden("connectwise-create-process.hunting.yaml",
-                 founding.to_sentinel_yaml("hunting", exclusions=False))
+    check_golden(
+        "connectwise-create-process.hunting.yaml",
+        founding.to_sentinel_yaml("hunting", exclusions=False),
+    )
 
 
 def test_golden_scheduled_yaml(founding: Rule) -> None:
-    check_golden("connectwise-create-process.scheduled.yaml",
-                 founding.to_sentinel_yaml("scheduled", exclusions=False))
+    check_golden(
+        "connectwise-create-process.scheduled.yaml",
+        founding.to_sentinel_yaml("scheduled", exclusions=False),
+    )
 
 
 def test_golden_arm(founding: Rule) -> None:
@@ -80,17 +84,32 @@ def test_exports_are_deterministic(founding: Rule) -> None:
 def test_scheduled_yaml_fields(founding: Rule) -> None:
     doc = yaml.safe_load(founding.to_sentinel_yaml("scheduled", exclusions=False))
     assert list(doc) == [
-        "id", "name", "description", "severity", "status", "requiredDataConnectors",
-        "queryFrequency", "queryPeriod", "triggerOperator", "triggerThreshold", "tactics",
-        "relevantTechniques", "query", "entityMappings", "version", "kind",
+        "id",
+        "name",
+        "description",
+        "severity",
+        "status",
+        "requiredDataConnectors",
+        "queryFrequency",
+        "queryPeriod",
+        "triggerOperator",
+        "triggerThreshold",
+        "tactics",
+        "relevantTechniques",
+        "query",
+        "entityMappings",
+        "version",
+        "kind",
     ]
     assert doc["queryFrequency"] == "5d" and doc["queryPeriod"] == "5d"
     assert doc["triggerOperator"] == "gt" and doc["triggerThreshold"] == 0
     assert doc["severity"] == "Medium" and doc["version"] == "1.0.0"
     assert doc["kind"] == "Scheduled"
     assert doc["entityMappings"] == [
-        {"entityType": "Host",
-         "fieldMappings": [{"identifier": "FullName", "columnName": "DeviceName"}]}
+        {
+            "entityType": "Host",
+            "fieldMappings": [{"identifier": "FullName", "columnName": "DeviceName"}],
+        }
     ]
     assert doc["requiredDataConnectors"] == [
         {"connectorId": "MicrosoftThreatProtection", "dataTypes": ["DeviceProcessEvents"]}
@@ -101,8 +120,17 @@ def test_scheduled_yaml_fields(founding: Rule) -> None:
 
 def test_hunting_yaml_fields(founding: Rule) -> None:
     doc = yaml.safe_load(founding.to_sentinel_yaml("hunting", exclusions=False))
-    assert list(doc) == ["id", "name", "description", "requiredDataConnectors", "tactics",
-                         "relevantTechniques", "query", "entityMappings", "version"]
+    assert list(doc) == [
+        "id",
+        "name",
+        "description",
+        "requiredDataConnectors",
+        "tactics",
+        "relevantTechniques",
+        "query",
+        "entityMappings",
+        "version",
+    ]
 
 
 def test_sentinel_yaml_keeps_rmmhunt_fields_out(founding: Rule) -> None:
@@ -119,8 +147,12 @@ def test_sentinel_yaml_loads_back(founding: Rule) -> None:
         false_positives=(),
         extra={},
         version="1.0.0",
-        entity_mappings=({"entityType": "Host", "fieldMappings": [
-            {"identifier": "FullName", "columnName": "DeviceName"}]},),
+        entity_mappings=(
+            {
+                "entityType": "Host",
+                "fieldMappings": [{"identifier": "FullName", "columnName": "DeviceName"}],
+            },
+        ),
     )
     assert hunting == expected
     scheduled = Rule.from_yaml(founding.to_sentinel_yaml("scheduled", exclusions=False))
@@ -135,16 +167,23 @@ def test_sentinel_yaml_loads_back(founding: Rule) -> None:
     )
     # and exporting the loaded scheduled rule again gives the same text
     assert scheduled.to_sentinel_yaml("scheduled") == founding.to_sentinel_yaml(
-        "scheduled", exclusions=False)
+        "scheduled", exclusions=False
+    )
 
 
 def test_sentinel_yaml_uses_the_rules_own_settings(founding: Rule) -> None:
-    mapping = {"entityType": "Account",
-               "fieldMappings": [{"identifier": "FullName", "columnName": "AccountUpn"}]}
+    mapping = {
+        "entityType": "Account",
+        "fieldMappings": [{"identifier": "FullName", "columnName": "AccountUpn"}],
+    }
     rule = dataclasses.replace(
-        founding, severity="High", version="2.1.0", trigger_threshold=3, trigger_operator="gt",
-        entity_mappings=(mapping,), extra={**founding.extra, "tags": ["RMM"],
-                                           "customDetails": {"Cmd": "ProcessCommandLine"}},
+        founding,
+        severity="High",
+        version="2.1.0",
+        trigger_threshold=3,
+        trigger_operator="gt",
+        entity_mappings=(mapping,),
+        extra={**founding.extra, "tags": ["RMM"], "customDetails": {"Cmd": "ProcessCommandLine"}},
     )
     doc = yaml.safe_load(rule.to_sentinel_yaml("scheduled", exclusions=False))
     assert doc["severity"] == "High" and doc["version"] == "2.1.0"
@@ -191,13 +230,15 @@ def test_bad_kind(founding: Rule) -> None:
         ("90m", None, ("90m", "90m")),
     ],
 )
-def test_schedule(founding: Rule, window: str, frequency: str | None,
-                  expected: tuple[str, str]) -> None:
+def test_schedule(
+    founding: Rule, window: str, frequency: str | None, expected: tuple[str, str]
+) -> None:
     rule = with_query(founding, founding.query.replace("now(-5d)", f"now(-{window})"))
     f, p = schedule(rule, frequency)
     assert (f, p) == (parse_duration(expected[0]), parse_duration(expected[1]))
-    doc = yaml.safe_load(rule.to_sentinel_yaml("scheduled", exclusions=False,
-                                               query_frequency=frequency))
+    doc = yaml.safe_load(
+        rule.to_sentinel_yaml("scheduled", exclusions=False, query_frequency=frequency)
+    )
     assert (doc["queryFrequency"], doc["queryPeriod"]) == expected
 
 
@@ -214,8 +255,7 @@ def test_schedule(founding: Rule, window: str, frequency: str | None,
         ("390s", None, "whole number of minutes"),
     ],
 )
-def test_schedule_limits(founding: Rule, window: str, frequency: str | None,
-                         fragment: str) -> None:
+def test_schedule_limits(founding: Rule, window: str, frequency: str | None, fragment: str) -> None:
     rule = with_query(founding, founding.query.replace("now(-5d)", f"now(-{window})"))
     with pytest.raises(RuleError, match=fragment) as info:
         schedule(rule, frequency)
@@ -224,9 +264,13 @@ def test_schedule_limits(founding: Rule, window: str, frequency: str | None,
 
 def test_schedule_from_rule_fields(founding: Rule) -> None:
     assert schedule(dataclasses.replace(founding, query_frequency="1d")) == (
-        timedelta(days=1), timedelta(days=5))
+        timedelta(days=1),
+        timedelta(days=5),
+    )
     assert schedule(dataclasses.replace(founding, query_period="P5D")) == (
-        timedelta(days=5), timedelta(days=5))
+        timedelta(days=5),
+        timedelta(days=5),
+    )
     with pytest.raises(RuleError, match="does not match the query's window"):
         schedule(dataclasses.replace(founding, query_period="1d"))
     no_window = with_query(founding, "DeviceProcessEvents | summarize count() by DeviceName\n")
@@ -234,14 +278,17 @@ def test_schedule_from_rule_fields(founding: Rule) -> None:
     with pytest.raises(RuleError, match="cannot derive queryPeriod"):
         schedule(no_window)
     assert schedule(dataclasses.replace(no_window, query_period="12h")) == (
-        timedelta(hours=12), timedelta(hours=12))
+        timedelta(hours=12),
+        timedelta(hours=12),
+    )
 
 
 def test_lookback_is_read_from_the_query(founding: Rule) -> None:
     assert founding.lookback == timedelta(days=5)
     assert with_query(founding, "let Time_start = ago(36h);\nT\n").lookback == timedelta(hours=36)
     assert with_query(founding, "let  Time_start=now( - 1.5d ) ;\nT\n").lookback == timedelta(
-        days=1.5)
+        days=1.5
+    )
 
 
 @pytest.mark.parametrize(
@@ -358,8 +405,10 @@ def test_arm_escapes_text_that_looks_like_an_expression(founding: Rule) -> None:
     assert sp["tags"][0]["value"] == "[[deployment().properties.templateLink.uri]"
     # "[x] y" is not an expression (it does not end with ']') and is left alone
     plain = dataclasses.replace(founding, name="[RMM] ConnectWise")
-    assert json.loads(plain.to_arm(exclusions=False))["resources"][0]["properties"][
-        "displayName"] == "[RMM] ConnectWise"
+    assert (
+        json.loads(plain.to_arm(exclusions=False))["resources"][0]["properties"]["displayName"]
+        == "[RMM] ConnectWise"
+    )
 
 
 def test_arm_techniques_are_parents(founding: Rule) -> None:
@@ -401,21 +450,33 @@ def test_active_scenarios(founding: Rule) -> None:
 def test_exclusion_predicates_of_the_founding_rule(founding: Rule) -> None:
     preds = [p for _, p in exclusion_predicates(founding)]
     assert preds == [
-        'InitiatingProcessFileName =~ "connectwise" or '
-        'ProcessCommandLine matches regex "(?is)^.*scheduled.job.*$"',
-        'InitiatingProcessFileName =~ "connectwise" and '
-        'FolderPath matches regex "(?is)^.*software.update.*$"',
-        'InitiatingProcessFileName =~ "connectwise_agent" or '
-        'FolderPath matches regex "(?is)^.*connectwise.agent\\\\.exe$"',
-        'InitiatingProcessFileName =~ "connectwise" and '
-        'FolderPath matches regex "(?is)^.*diagnostic.script.*$"',
-        'InitiatingProcessFileName =~ "connectwise" and '
-        'FolderPath matches regex "(?is)^.*third.party.integration.*$"',
+        (
+            'InitiatingProcessFileName =~ "connectwise" or '
+            'ProcessCommandLine matches regex "(?is)^.*scheduled.job.*$"'
+        ),
+        (
+            'InitiatingProcessFileName =~ "connectwise" and '
+            'FolderPath matches regex "(?is)^.*software.update.*$"'
+        ),
+        (
+            'InitiatingProcessFileName =~ "connectwise_agent" or '
+            'FolderPath matches regex "(?is)^.*connectwise.agent\\\\.exe$"'
+        ),
+        (
+            'InitiatingProcessFileName =~ "connectwise" and '
+            'FolderPath matches regex "(?is)^.*diagnostic.script.*$"'
+        ),
+        (
+            'InitiatingProcessFileName =~ "connectwise" and '
+            'FolderPath matches regex "(?is)^.*third.party.integration.*$"'
+        ),
     ]
     # an overridden field map changes the columns
     over = exclusion_predicates(
-        founding, [founding.false_positives[0].name],
-        {"process.parent_process_name": "InitiatingProcessParentFileName"})
+        founding,
+        [founding.false_positives[0].name],
+        {"process.parent_process_name": "InitiatingProcessParentFileName"},
+    )
     assert over[0][1].startswith('InitiatingProcessParentFileName =~ "connectwise"')
     # a field map for another table is refused
     with pytest.raises(rules.FieldMapError, match="DeviceNetworkEvents"):
@@ -423,8 +484,13 @@ def test_exclusion_predicates_of_the_founding_rule(founding: Rule) -> None:
 
 
 def test_a_rule_on_two_tables_cannot_take_exclusions(founding: Rule) -> None:
-    two = dataclasses.replace(founding, required_data_connectors=(
-        rules.DataConnector("MicrosoftThreatProtection",
-                            ("DeviceProcessEvents", "DeviceNetworkEvents")),))
+    two = dataclasses.replace(
+        founding,
+        required_data_connectors=(
+            rules.DataConnector(
+                "MicrosoftThreatProtection", ("DeviceProcessEvents", "DeviceNetworkEvents")
+            ),
+        ),
+    )
     with pytest.raises(RuleError, match="exactly one table"):
         exclusion_predicates(two)

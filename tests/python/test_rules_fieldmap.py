@@ -6,7 +6,6 @@ import importlib.resources
 import json
 
 import pytest
-
 from rmmhunt.rules import FieldMap, FieldMapError
 from rmmhunt.rules.fieldmap import DEFAULT_FIELDS, SENTINEL_COLUMNS, TABLE_COLUMNS
 
@@ -31,12 +30,17 @@ TABLES = ["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceFileCertificateIn
         ("DeviceProcessEvents", "process.parent_sha256", "InitiatingProcessSHA256"),
         ("DeviceProcessEvents", "process.company_name", "ProcessVersionInfoCompanyName"),
         ("DeviceProcessEvents", "process.product_name", "ProcessVersionInfoProductName"),
-        ("DeviceProcessEvents", "process.original_file_name",
-         "ProcessVersionInfoOriginalFileName"),
-        ("DeviceProcessEvents", "process.parent_company_name",
-         "InitiatingProcessVersionInfoCompanyName"),
-        ("DeviceProcessEvents", "process.grandparent_process_name",
-         "InitiatingProcessParentFileName"),
+        ("DeviceProcessEvents", "process.original_file_name", "ProcessVersionInfoOriginalFileName"),
+        (
+            "DeviceProcessEvents",
+            "process.parent_company_name",
+            "InitiatingProcessVersionInfoCompanyName",
+        ),
+        (
+            "DeviceProcessEvents",
+            "process.grandparent_process_name",
+            "InitiatingProcessParentFileName",
+        ),
         ("DeviceProcessEvents", "user.name", "AccountName"),
         ("DeviceProcessEvents", "account.name", "AccountName"),
         ("DeviceProcessEvents", "user.upn", "AccountUpn"),
@@ -121,8 +125,10 @@ def test_fields_absent_from_a_table_are_errors() -> None:
 
 def test_override() -> None:
     base = FieldMap.for_table("DeviceProcessEvents")
-    over = base.override({"process.parent_process_name": "InitiatingProcessParentFileName",
-                          "custom.tag": "Tag_s"}, columns={"Tag_s": "string"})
+    over = base.override(
+        {"process.parent_process_name": "InitiatingProcessParentFileName", "custom.tag": "Tag_s"},
+        columns={"Tag_s": "string"},
+    )
     assert over["process.parent_process_name"] == "InitiatingProcessParentFileName"
     assert over.resolve("custom.tag") == "Tag_s"
     assert base["process.parent_process_name"] == "InitiatingProcessFileName"  # unchanged

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import rmmhunt.rules as rules
+from rmmhunt import rules
 from rmmhunt.rules import (
     DataConnector,
     ExclusionSyntaxError,
@@ -50,38 +49,58 @@ Report=make_set(ReportId), Count=count() by DeviceId, DeviceName
 SEED_SCENARIOS = [
     (
         "Scheduled Job Execution via ConnectWise",
-        "A legitimate scheduled job in ConnectWise is configured to create a process for system "
-        "maintenance (e.g., patching or log cleanup).",
-        'process.parent_process_name == "connectwise" OR process.command_line LIKE '
-        '"%scheduled_job%"',
+        (
+            "A legitimate scheduled job in ConnectWise is configured to create a process for system "
+            "maintenance (e.g., patching or log cleanup)."
+        ),
+        (
+            'process.parent_process_name == "connectwise" OR process.command_line LIKE '
+            '"%scheduled_job%"'
+        ),
     ),
     (
         "Admin Task to Deploy Software via ConnectWise",
-        "An IT admin is using ConnectWise to deploy a software update across endpoints, which "
-        "triggers a process creation event.",
-        'process.parent_process_name == "connectwise" AND process.file_path LIKE '
-        '"%software_update%"',
+        (
+            "An IT admin is using ConnectWise to deploy a software update across endpoints, which "
+            "triggers a process creation event."
+        ),
+        (
+            'process.parent_process_name == "connectwise" AND process.file_path LIKE '
+            '"%software_update%"'
+        ),
     ),
     (
         "ConnectWise Agent Service Initialization",
-        "The ConnectWise agent service starts up and creates a process as part of its normal "
-        "initialization routine.",
-        'process.parent_process_name == "connectwise_agent" OR process.file_path LIKE '
-        '"%connectwise_agent.exe"',
+        (
+            "The ConnectWise agent service starts up and creates a process as part of its normal "
+            "initialization routine."
+        ),
+        (
+            'process.parent_process_name == "connectwise_agent" OR process.file_path LIKE '
+            '"%connectwise_agent.exe"'
+        ),
     ),
     (
         "Remote System Monitoring via ConnectWise",
-        "A system monitoring task initiated through ConnectWise is running a diagnostic script "
-        "that creates a process.",
-        'process.parent_process_name == "connectwise" AND process.file_path LIKE '
-        '"%diagnostic_script%"',
+        (
+            "A system monitoring task initiated through ConnectWise is running a diagnostic script "
+            "that creates a process."
+        ),
+        (
+            'process.parent_process_name == "connectwise" AND process.file_path LIKE '
+            '"%diagnostic_script%"'
+        ),
     ),
     (
         "ConnectWise Integration with Third-Party Tools",
-        "ConnectWise is integrated with a third-party tool (e.g., Microsoft Intune or SCCM) and "
-        "the integration process creates a new process.",
-        'process.parent_process_name == "connectwise" AND process.file_path LIKE '
-        '"%third_party_integration%"',
+        (
+            "ConnectWise is integrated with a third-party tool (e.g., Microsoft Intune or SCCM) and "
+            "the integration process creates a new process."
+        ),
+        (
+            'process.parent_process_name == "connectwise" AND process.file_path LIKE '
+            '"%third_party_integration%"'
+        ),
     ),
 ]
 
@@ -134,7 +153,9 @@ def test_founding_rule_identity(founding: Rule) -> None:
     assert founding.id == FOUNDING_ID
     assert founding.name == FOUNDING_NAME
     assert founding.description == SEED_DESCRIPTION
-    assert "https://github.com/jischell-msft/RemoteManagementMonitoringTools" in founding.description
+    assert (
+        "https://github.com/jischell-msft/RemoteManagementMonitoringTools" in founding.description
+    )
 
 
 def test_founding_rule_connector_tactic_technique(founding: Rule) -> None:
@@ -173,7 +194,7 @@ Description: A system monitoring task initiated through ConnectWise is running a
 Filter/Exclusion: process.parent_process_name == "connectwise" AND process.file_path LIKE "%diagnostic_script%"
 Scenario: ConnectWise Integration with Third-Party Tools
 Description: ConnectWise is integrated with a third-party tool (e.g., Microsoft Intune or SCCM) and the integration process creates a new process.
-Filter/Exclusion: process.parent_process_name == "connectwise" AND process.file_path LIKE "%third_party_integration%\""""  # noqa: E501
+Filter/Exclusion: process.parent_process_name == "connectwise" AND process.file_path LIKE "%third_party_integration%\""""
     rendered = "\n".join(
         f"Scenario: {s.name}\nDescription: {s.description}\nFilter/Exclusion: {s.filter}"
         for s in founding.false_positives
@@ -294,8 +315,19 @@ falsePositives:
     assert rule.false_positives[0].extra == {"owner": "soc"}
     out = rule.to_yaml()
     keys = [line.split(":")[0] for line in out.splitlines() if line and not line[0].isspace()]
-    assert keys == ["zeta", "id", "name", "metadata", "description", "requiredDataConnectors",
-                    "tactics", "relevantTechniques", "query", "alpha", "falsePositives"]
+    assert keys == [
+        "zeta",
+        "id",
+        "name",
+        "metadata",
+        "description",
+        "requiredDataConnectors",
+        "tactics",
+        "relevantTechniques",
+        "query",
+        "alpha",
+        "falsePositives",
+    ]
     assert "  - dataTypes:" in out  # the connector's own key order is kept too
     assert "  - filter: process.name ==" in out
     assert Rule.from_yaml(out) == rule
@@ -342,7 +374,9 @@ def test_round_trip_any_text(name: str, description: str, query: str, value: str
         name=name,
         description=description,
         query=query,
-        required_data_connectors=[DataConnector("MicrosoftThreatProtection", ["DeviceProcessEvents"])],
+        required_data_connectors=[
+            DataConnector("MicrosoftThreatProtection", ["DeviceProcessEvents"])
+        ],
         tactics=["CommandAndControl"],
         relevant_techniques=["T1219"],
         false_positives=[Scenario("s", description, 'process.name == "x"')],
@@ -374,6 +408,30 @@ def test_published_defect_is_repaired_with_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Rule.from_yaml(rule.to_yaml()) == rule
+
+
+def test_published_defect_with_several_connectors() -> None:
+    text = f"""id: {FOUNDING_ID}
+name: n
+description: d
+requiredDataConnectors:
+  -   connectorId: MicrosoftThreatProtection
+  dataTypes:
+  - DeviceProcessEvents
+  - DeviceNetworkEvents
+  - connectorId: Other
+  dataTypes:
+      - X
+tactics: CommandAndControl
+relevantTechniques: T1219
+query: q
+"""
+    with pytest.warns(RuleRepairWarning, match="lines 6, 10"):
+        rule = Rule.from_yaml(text)
+    assert rule.required_data_connectors == (
+        DataConnector("MicrosoftThreatProtection", ("DeviceProcessEvents", "DeviceNetworkEvents")),
+        DataConnector("Other", ("X",)),
+    )
 
 
 def test_published_defect_in_a_file_names_the_file(tmp_path: Path) -> None:
@@ -442,35 +500,82 @@ def _lines_without(text: str, prefix: str) -> str:
         (_lines_without(VALID, "name:"), 1, "name", "missing required field 'name'"),
         (_lines_without(VALID, "query:"), 1, "query", "missing required field 'query'"),
         (VALID.replace("\ndescription: d\n", "\n"), 1, "description", "missing"),
-        (VALID.replace("    dataTypes:\n      - DeviceProcessEvents\n", ""), 5,
-         "requiredDataConnectors[0].dataTypes", "missing required field 'dataTypes'"),
-        (VALID.replace("  - connectorId: MicrosoftThreatProtection\n    dataTypes:",
-                       "  - dataTypes:"), 5,
-         "requiredDataConnectors[0].connectorId", "missing required field 'connectorId'"),
-        (VALID.replace('    filter: process.name == "x"\n', ""), 14,
-         "falsePositives[0].filter", "missing required field 'filter'"),
+        (
+            VALID.replace("    dataTypes:\n      - DeviceProcessEvents\n", ""),
+            5,
+            "requiredDataConnectors[0].dataTypes",
+            "missing required field 'dataTypes'",
+        ),
+        (
+            VALID.replace(
+                "  - connectorId: MicrosoftThreatProtection\n    dataTypes:", "  - dataTypes:"
+            ),
+            5,
+            "requiredDataConnectors[0].connectorId",
+            "missing required field 'connectorId'",
+        ),
+        (
+            VALID.replace('    filter: process.name == "x"\n', ""),
+            14,
+            "falsePositives[0].filter",
+            "missing required field 'filter'",
+        ),
         # wrong types and values
-        (VALID.replace("id: 83f7b313-b955-4988-b524-b2da55c67b43", "id: not-a-guid"), 1, "id",
-         "expected a GUID"),
+        (
+            VALID.replace("id: 83f7b313-b955-4988-b524-b2da55c67b43", "id: not-a-guid"),
+            1,
+            "id",
+            "expected a GUID",
+        ),
         (VALID.replace("name: n", "name: [a, b]"), 2, "name", "expected text"),
-        (VALID.replace("tactics:\n  - CommandAndControl", "tactics: []"), 8, "tactics",
-         "non-empty list"),
-        (VALID.replace("query: DeviceProcessEvents", "query: DeviceProcessEvents\nseverity: Huge"),
-         13, "severity", "expected one of"),
-        (VALID.replace("query: DeviceProcessEvents", "query: x\ntriggerThreshold: lots"), 13,
-         "triggerThreshold", "whole number"),
-        (VALID.replace("query: DeviceProcessEvents", "query: x\nqueryPeriod: soon"), 13,
-         "queryPeriod", "not a duration"),
-        (VALID.replace('filter: process.name == "x"', "filter: process.name = 'x'"), 16,
-         "falsePositives[0].filter", "does not parse"),
+        (
+            VALID.replace("tactics:\n  - CommandAndControl", "tactics: []"),
+            8,
+            "tactics",
+            "non-empty list",
+        ),
+        (
+            VALID.replace(
+                "query: DeviceProcessEvents", "query: DeviceProcessEvents\nseverity: Huge"
+            ),
+            13,
+            "severity",
+            "expected one of",
+        ),
+        (
+            VALID.replace("query: DeviceProcessEvents", "query: x\ntriggerThreshold: lots"),
+            13,
+            "triggerThreshold",
+            "whole number",
+        ),
+        (
+            VALID.replace("query: DeviceProcessEvents", "query: x\nqueryPeriod: soon"),
+            13,
+            "queryPeriod",
+            "not a duration",
+        ),
+        (
+            VALID.replace('filter: process.name == "x"', "filter: process.name = 'x'"),
+            16,
+            "falsePositives[0].filter",
+            "does not parse",
+        ),
         # YAML-level problems
         (VALID.replace("name: n", "name: n\nname: m"), 3, "name", "duplicate key 'name'"),
-        (VALID.replace("tactics:\n  - CommandAndControl", "tactics: [CommandAndControl"), 8,
-         "tactics", "invalid YAML"),
+        (
+            VALID.replace("tactics:\n  - CommandAndControl", "tactics: [CommandAndControl"),
+            8,
+            "tactics",
+            "invalid YAML",
+        ),
         (VALID.replace("name: n", "name: n\n  bad: indent"), 3, "name", "invalid YAML"),
         (VALID.replace("name: n", "name: \x07"), 2, "name", "not allowed in YAML"),
-        (VALID.replace("query: DeviceProcessEvents", "query: 'unterminated"), 12, "query",
-         "invalid YAML"),
+        (
+            VALID.replace("query: DeviceProcessEvents", "query: 'unterminated"),
+            12,
+            "query",
+            "invalid YAML",
+        ),
         ("- just\n- a list\n", 1, None, "a rule is a mapping"),
         ("", 1, None, "empty"),
         (VALID + "---\nid: x\n", 17, None, "another one starts here"),
@@ -495,7 +600,7 @@ def test_errors_name_file_line_field(
 
 
 def test_filter_error_keeps_the_caret_and_cause() -> None:
-    text = VALID.replace('filter: process.name == "x"', 'filter: process.name LIKE 12')
+    text = VALID.replace('filter: process.name == "x"', "filter: process.name LIKE 12")
     with pytest.raises(RuleError) as info:
         Rule.from_yaml(text)
     assert isinstance(info.value.__cause__, ExclusionSyntaxError)

@@ -1,0 +1,109 @@
+"""rmmhunt: run Sentinel/Defender hunting KQL over local data, with Kusto's results.
+
+>>> import rmmhunt
+>>> rmmhunt.query("print x = 1 + 1").to_pylist()
+[{'x': 2}]
+
+``import rmmhunt`` does not import pandas, polars or pyarrow; they load when used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from . import _rmmhunt
+from ._result import Result
+from .errors import (
+    DataError,
+    InternalError,
+    KqlSemanticError,
+    KqlSyntaxError,
+    RmmhuntError,
+    UnsupportedError,
+)
+
+__version__: str = _rmmhunt.__version__
+
+Query = _rmmhunt.Query
+
+
+def _now_text(now: datetime | str | None) -> str | None:
+    """`now` as ISO-8601 UTC text (naive datetimes are UTC, as in Defender data)."""
+    if now is None:
+        return None
+    if isinstance(now, str):
+        return now
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    raise TypeError(f"now must be a datetime or an ISO-8601 string, not {type(now).__name__}")
+
+
+def _arrow_input(name: str, data: Any) -> Any:
+    """Anything that exports Arrow: pyarrow, polars, pandas, DuckDB objects."""
+    if hasattr(data, "__arrow_c_stream__"):
+        return data
+    mod = type(data).__module__.split(".")[0]
+    if mod == "pandas":
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_array__"):
+        import pyarrow as pa
+
+        return pa.table(data)
+    for method in ("to_arrow_table", "arrow", "to_arrow"):
+        fn = getattr(data, method, None)
+        if callable(fn):
+            return fn()
+    raise TypeError(
+        f"table {name!r}: expected Arrow data (pyarrow Table or RecordBatchReader, pandas or polars "
+        f"DataFrame, DuckDB relation), got {type(data).__name__}"
+    )
+
+
+def query(
+    kql: str,
+    tables: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | str | None = None,
+) -> Result:
+    """Run a KQL query over the given tables and return Kusto's result.
+
+    ``tables`` maps table names (``DeviceProcessEvents``) to Arrow data. ``now`` freezes
+    ``now()``/``ago()`` for the whole query (default: the current UTC time), so that
+    results are reproducible.
+    """
+    inputs = {name: _arrow_input(name, data) for name, data in (tables or {}).items()}
+    table, types = _rmmhunt.query(kql, inputs, _now_text(now))
+    return Result(table, types)
+
+
+def parse(kql: str) -> Query:
+    """Parse KQL. ``str(q)`` prints it back; ``q.tables`` lists the tables it reads;
+    ``q.explain(tables)`` shows the plan and the kernel each filter runs with."""
+    return _rmmhunt.parse(kql)
+
+
+def kql_string(s: str) -> str:
+    """A KQL string literal whose value is exactly ``s``, safe for any text."""
+    return _rmmhunt.kql_string(s)
+
+
+__all__ = [
+    "query",
+    "parse",
+    "kql_string",
+    "Query",
+    "Result",
+    "RmmhuntError",
+    "KqlSyntaxError",
+    "KqlSemanticError",
+    "UnsupportedError",
+    "DataError",
+    "InternalError",
+    "__version__",
+]

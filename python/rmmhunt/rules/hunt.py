@@ -1,0 +1,352 @@
+"""Running a rule over local data, with its false-positive exclusions accounted for.
+
+``rule.hunt(tables, now=..., lookback=..., exclusions=..., scenarios=...)`` runs the rule's query
+with the engine and returns a :class:`HuntResult`: the query's own output plus a
+:class:`SuppressionReport` that says, per active scenario, how many events and how many distinct
+devices it matched among the events that reach the query's last ``summarize``.
+
+``exclusions``
+
+``"apply"`` (default)
+    Events that match any active scenario are dropped before aggregation, exactly as in the
+    exported KQL (``rule.to_kql()``): one ``| where not(<filter>)`` per scenario, inserted
+    before the last ``summarize``. The report counts what was dropped, per scenario and in total
+    (an event that two scenarios match is dropped, and counted in the total, once).
+``"annotate"``
+    Nothing is dropped; the last ``summarize`` gains one ``countif(<filter>)`` column per scenario
+    (named in :attr:`HuntResult.scenario_columns`), so every result row says how many of its
+    events each scenario matched. The report is the same as with ``"apply"``; per scenario, the
+    column sums equal the report's event counts.
+``"off"``
+    The query as written; the report is empty.
+
+Nothing is dropped without being counted. All the queries of one hunt use the same ``now``
+(the argument, or the time the hunt started), so the result and the report describe the same
+window. ``lookback`` ("7d", a timedelta) replaces the rule's window: ``let Time_start =
+now(-7d);``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from .errors import RuleError
+from .exclusions import kql_ident
+from .export import active_scenarios, resolve_field_map
+from .fieldmap import FieldMap
+from .model import WINDOW_LET, Rule, Scenario, format_kql_timespan, parse_duration
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["HuntResult", "ScenarioSuppression", "SuppressionReport", "hunt"]
+
+#: A mapping of table name -> data, or the data of the rule's one table.
+TablesArg = Mapping[str, Any] | Any
+
+_UTC = timezone(timedelta(0))
+_EVENTS = "RmmhuntSuppressedEvents"
+_DEVICES = "RmmhuntSuppressedDevices"
+
+
+@dataclass(frozen=True)
+class ScenarioSuppression:
+    """What one scenario (or, for :attr:`SuppressionReport.total`, all of them together)
+    matched: events and distinct devices (``device_ids``, sorted)."""
+
+    scenario: str
+    events: int
+    devices: int
+    device_ids: tuple[str, ...] = field(repr=False)
+    column: str | None = None  # the annotate-mode column, if any
+
+
+@dataclass(frozen=True)
+class SuppressionReport:
+    """Per active scenario, the events and devices it suppressed (``apply``) or would suppress
+    (``annotate``); ``total`` counts each event once."""
+
+    mode: str
+    scenarios: tuple[ScenarioSuppression, ...]
+    total: ScenarioSuppression | None
+
+    def __iter__(self) -> Iterator[ScenarioSuppression]:
+        return iter(self.scenarios)
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    def __getitem__(self, name: str) -> ScenarioSuppression:
+        for s in self.scenarios:
+            if s.scenario.casefold() == name.casefold():
+                return s
+        raise KeyError(name)
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        """One dict per scenario, then the total: scenario, events, devices."""
+        rows = [
+            {"scenario": s.scenario, "events": s.events, "devices": s.devices}
+            for s in self.scenarios
+        ]
+        if self.total is not None:
+            rows.append(
+                {
+                    "scenario": self.total.scenario,
+                    "events": self.total.events,
+                    "devices": self.total.devices,
+                }
+            )
+        return rows
+
+    def to_pandas(self) -> pandas.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.to_pylist(), columns=["scenario", "events", "devices"])
+
+    def __str__(self) -> str:
+        rows = self.to_pylist()
+        if not rows:
+            return f"no exclusions ({self.mode})"
+        width = max(len(r["scenario"]) for r in rows)
+        lines = [f"{'scenario'.ljust(width)}  events  devices"]
+        lines += [
+            f"{r['scenario'].ljust(width)}  {r['events']:>6}  {r['devices']:>7}" for r in rows
+        ]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class HuntResult:
+    """The output of :meth:`Rule.hunt`: the query's result (``result``, an ``rmmhunt.Result``)
+    and the :class:`SuppressionReport` (``suppression``). ``kql`` is the exact query run;
+    ``scenario_columns`` maps scenario names to their count columns (annotate mode)."""
+
+    rule: Rule
+    result: Any
+    suppression: SuppressionReport
+    mode: str
+    now: datetime
+    lookback: timedelta | None
+    kql: str
+    scenario_columns: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.result.columns)
+
+    def __len__(self) -> int:
+        return len(self.result)
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        return list(self.result.to_pylist())
+
+    def to_arrow(self) -> Any:
+        return self.result.to_arrow()
+
+    def to_pandas(self) -> pandas.DataFrame:
+        return cast("pandas.DataFrame", self.result.to_pandas())
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _engine() -> Any:
+    from .export import _engine as engine
+
+    return engine()
+
+
+def _column_names(data: Any) -> list[str] | None:
+    """Column names of a table-like object without consuming it; None if unknown."""
+    schema = getattr(data, "schema", None)
+    names = getattr(schema, "names", None)
+    if isinstance(names, list):  # pyarrow Table / RecordBatch / Reader
+        return [str(n) for n in names]
+    cols = getattr(data, "columns", None)
+    if cols is not None and not callable(cols):
+        try:
+            return [str(c) for c in cols]  # pandas Index, polars list
+        except TypeError:
+            return None
+    return None
+
+
+def _reusable(data: Any) -> Any:
+    """Inputs that can be read once only (Arrow streams, readers) are materialised, because a
+    hunt runs several queries over the same data."""
+    module = type(data).__module__.split(".")[0]
+    if module in ("pandas", "polars"):
+        return data
+    import pyarrow as pa
+
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return data
+    if hasattr(data, "__arrow_c_stream__") or isinstance(data, pa.RecordBatchReader):
+        return pa.table(data)
+    return data
+
+
+def _annotate_name(name: str, taken: set[str], index: int) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    base = "FP_" + "".join(w[:1].upper() + w[1:] for w in words) if words else f"FP_{index + 1}"
+    candidate, n = base, 2
+    while candidate.casefold() in taken:
+        candidate, n = f"{base}_{n}", n + 1
+    taken.add(candidate.casefold())
+    return candidate
+
+
+def _device_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # a dynamic array printed as JSON
+        value = json.loads(value)
+    return [str(v) for v in value if v is not None]
+
+
+def _now(now: datetime | str | None) -> datetime:
+    if now is None:
+        return datetime.now(_UTC)
+    if isinstance(now, str):
+        text = now.strip().replace("Z", "+00:00")
+        parsed = datetime.fromisoformat(text)
+    elif isinstance(now, datetime):
+        parsed = now
+    else:
+        raise TypeError(f"now must be a datetime or an ISO string, not {type(now).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_UTC)
+    return parsed.astimezone(_UTC)
+
+
+def _count(
+    engine: Any,
+    query: Any,
+    predicate: str,
+    tables: Mapping[str, Any],
+    now: datetime,
+    device_column: str,
+    label: str,
+) -> ScenarioSuppression:
+    """Events (before the last summarize) that match ``predicate``, and their devices."""
+    from rmmhunt import errors as engine_errors
+
+    no_summarize: tuple[type[BaseException], ...] = tuple(
+        cls
+        for cls in (
+            getattr(engine_errors, "KqlSemanticError", None),
+            getattr(engine_errors, "UnsupportedError", None),
+        )
+        if isinstance(cls, type) and issubclass(cls, BaseException)
+    )
+    filtered = query.insert_where(predicate)
+    try:
+        counting = filtered.add_aggregates(
+            [(_EVENTS, "count()"), (_DEVICES, f"make_set({kql_ident(device_column)})")]
+        )
+    except no_summarize:
+        counting = None  # no summarize: count the matching rows themselves
+    events = 0
+    devices: set[str] = set()
+    if counting is not None:
+        for row in engine.query(str(counting), tables, now=now).to_pylist():
+            events += int(row[_EVENTS])
+            devices.update(_device_ids(row[_DEVICES]))
+    else:
+        for row in engine.query(str(filtered), tables, now=now).to_pylist():
+            events += 1
+            if row.get(device_column) is not None:
+                devices.add(str(row[device_column]))
+    ids = tuple(sorted(devices))
+    return ScenarioSuppression(label, events, len(ids), ids)
+
+
+def hunt(
+    rule: Rule,
+    tables: TablesArg,
+    *,
+    now: datetime | str | None = None,
+    lookback: str | timedelta | None = None,
+    exclusions: Literal["apply", "annotate", "off"] = "apply",
+    scenarios: Sequence[str | Scenario] | None = None,
+    field_map: FieldMap | Mapping[str, str] | None = None,
+) -> HuntResult:
+    """:meth:`Rule.hunt`. ``tables``: table name -> pyarrow Table, pandas or polars DataFrame,
+    or any object with ``__arrow_c_stream__``; a single such object is the rule's table."""
+    if exclusions not in ("apply", "annotate", "off"):
+        raise ValueError(f"exclusions must be 'apply', 'annotate' or 'off', not {exclusions!r}")
+    if not isinstance(tables, Mapping):
+        if _column_names(tables) is None and not hasattr(tables, "__arrow_c_stream__"):
+            raise TypeError("tables must be a mapping of table name -> data, or one table")
+        tables = {rule.table: tables}
+    engine = _engine()
+    frozen_now = _now(now)
+    tables = {name: _reusable(data) for name, data in tables.items()}
+
+    query = engine.parse(rule.query)
+    window: timedelta | None = rule.lookback
+    if lookback is not None:
+        window = parse_duration(lookback)
+        if window <= timedelta(0):
+            raise ValueError(f"lookback must be positive, not {lookback!r}")
+        if rule.lookback is None:
+            raise RuleError(
+                f"lookback needs the query to declare 'let {WINDOW_LET} = now(-<span>);'",
+                file=rule.source,
+                field="query",
+            )
+        query = query.set_let(WINDOW_LET, f"now(-{format_kql_timespan(window)})")
+
+    active = active_scenarios(rule, scenarios) if exclusions != "off" else ()
+    if not active:
+        result = engine.query(str(query), tables, now=frozen_now)
+        return HuntResult(
+            rule,
+            result,
+            SuppressionReport(exclusions, (), None),
+            exclusions,
+            frozen_now,
+            window,
+            str(query),
+        )
+
+    fm = resolve_field_map(rule, field_map)
+    table = fm.table
+    if table not in tables:
+        raise RuleError(
+            f"no data given for table {table!r} (given: {', '.join(tables) or 'none'})",
+            file=rule.source,
+            field="requiredDataConnectors",
+        )
+    present = _column_names(tables[table])
+    predicates = [(s, s.to_kql(fm, present)) for s in active]
+    device_column = fm.resolve("device.id", present)
+
+    if exclusions == "apply":
+        run = query
+        for _, pred in predicates:
+            run = run.insert_where(f"not({pred})")
+        columns: dict[str, str] = {}
+    else:
+        taken = {c.casefold() for c in (present or [])}
+        columns = {s.name: _annotate_name(s.name, taken, i) for i, (s, _) in enumerate(predicates)}
+        run = query.add_aggregates([(columns[s.name], f"countif({p})") for s, p in predicates])
+    result = engine.query(str(run), tables, now=frozen_now)
+
+    per_scenario = []
+    for s, pred in predicates:
+        counted = _count(engine, query, pred, tables, frozen_now, device_column, s.name)
+        per_scenario.append(
+            ScenarioSuppression(
+                s.name, counted.events, counted.devices, counted.device_ids, columns.get(s.name)
+            )
+        )
+    any_pred = " or ".join(f"({p})" for _, p in predicates)
+    total = _count(engine, query, any_pred, tables, frozen_now, device_column, "(any scenario)")
+    report = SuppressionReport(exclusions, tuple(per_scenario), total)
+    return HuntResult(rule, result, report, exclusions, frozen_now, window, str(run), columns)

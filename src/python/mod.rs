@@ -1,0 +1,133 @@
+//! The Python extension module `rmmhunt._rmmhunt`: the only place pyo3 appears. Arrow
+//! crosses the boundary through the Arrow PyCapsule interface (pyo3-arrow), queries run
+//! with the GIL released, and every engine error becomes one of the exception classes
+//! of `rmmhunt.errors` with its kind, line and column.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+
+use crate::api::{Query, QueryResult};
+use crate::error::{Error, ErrorKind};
+use crate::kernels::time;
+use crate::table::{Catalog, MemTable, TableProvider};
+
+fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
+    let class = match e.kind {
+        ErrorKind::Syntax => "KqlSyntaxError",
+        ErrorKind::Semantic => "KqlSemanticError",
+        ErrorKind::Unsupported => "UnsupportedError",
+        ErrorKind::Data => "DataError",
+        ErrorKind::Internal => "InternalError",
+    };
+    let build = || -> PyResult<PyErr> {
+        let module = py.import("rmmhunt.errors")?;
+        let cls = module.getattr(class)?;
+        let (line, col) = e.line_col().map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        let obj = cls.call1((e.render(),))?;
+        obj.setattr("message", e.message.clone())?;
+        obj.setattr("line", line)?;
+        obj.setattr("column", col)?;
+        Ok(PyErr::from_value(obj))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+fn parse_now(now: Option<&str>) -> PyResult<i64> {
+    match now {
+        None => Ok(time::now_ticks()),
+        Some(s) => time::parse_datetime(s).ok_or_else(|| PyValueError::new_err(format!("now: cannot read {s:?} as a datetime"))),
+    }
+}
+
+fn catalog_from(py: Python<'_>, tables: Option<HashMap<String, PyRecordBatchReader>>) -> PyResult<Catalog> {
+    let mut catalog: Catalog = HashMap::new();
+    for (name, reader) in tables.unwrap_or_default() {
+        let table = reader.into_table().map_err(|e| to_pyerr(py, Error::data(format!("table '{name}': {}", PyErr::from(e)))))?;
+        let (batches, schema) = table.into_inner();
+        let mem = MemTable::new(schema, batches);
+        catalog.insert(name, Arc::new(mem) as Arc<dyn TableProvider>);
+    }
+    Ok(catalog)
+}
+
+/// A parsed query: `str()` prints it back as KQL; edits return new queries.
+#[pyclass(name = "Query", module = "rmmhunt._rmmhunt", frozen)]
+struct PyQuery {
+    inner: Query,
+}
+
+#[pymethods]
+impl PyQuery {
+    fn __str__(&self) -> String {
+        self.inner.to_string()
+    }
+    fn __repr__(&self) -> String {
+        format!("rmmhunt.parse({:?})", self.inner.to_string())
+    }
+    #[getter]
+    fn tables(&self) -> Vec<String> {
+        self.inner.tables()
+    }
+    #[pyo3(signature = (tables=None, now=None))]
+    fn explain(&self, py: Python<'_>, tables: Option<HashMap<String, PyRecordBatchReader>>, now: Option<&str>) -> PyResult<String> {
+        let catalog = catalog_from(py, tables)?;
+        let now = parse_now(now)?;
+        self.inner.explain(&catalog, now).map_err(|e| to_pyerr(py, e))
+    }
+    fn insert_where(&self, py: Python<'_>, predicate: &str) -> PyResult<PyQuery> {
+        self.inner.insert_where(predicate).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+    }
+    fn insert_extend(&self, py: Python<'_>, name: &str, expr: &str) -> PyResult<PyQuery> {
+        self.inner.insert_extend(name, expr).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+    }
+    fn add_aggregates(&self, py: Python<'_>, items: Vec<(String, String)>) -> PyResult<PyQuery> {
+        self.inner.add_aggregates(&items).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+    }
+    fn set_let(&self, py: Python<'_>, name: &str, expr: &str) -> PyResult<PyQuery> {
+        self.inner.set_let(name, expr).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+    }
+}
+
+/// Parses KQL; raises KqlSyntaxError with line and column.
+#[pyfunction]
+fn parse(py: Python<'_>, kql: &str) -> PyResult<PyQuery> {
+    Query::parse(kql).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+}
+
+/// Runs KQL over tables; returns (arrow table, [kql type names]).
+#[pyfunction]
+#[pyo3(signature = (kql, tables=None, now=None))]
+fn query(py: Python<'_>, kql: &str, tables: Option<HashMap<String, PyRecordBatchReader>>, now: Option<&str>) -> PyResult<(PyTable, Vec<String>)> {
+    let catalog = catalog_from(py, tables)?;
+    let now = parse_now(now)?;
+    let kql = kql.to_string();
+    let result: Result<(QueryResult, arrow::record_batch::RecordBatch), Error> = py.detach(move || {
+        let r = Query::parse(&kql)?.run(&catalog, now)?;
+        let batch = r.to_record_batch()?;
+        Ok((r, batch))
+    });
+    let (r, batch) = result.map_err(|e| to_pyerr(py, e))?;
+    let schema = batch.schema();
+    let table = PyTable::try_new(vec![batch], schema)?;
+    Ok((table, r.types.iter().map(|t| t.name().to_string()).collect()))
+}
+
+/// A KQL string literal whose value is exactly `s` (safe for any text).
+#[pyfunction]
+fn kql_string(s: &str) -> String {
+    crate::quote_string(s)
+}
+
+#[pymodule]
+fn _rmmhunt(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse, m)?)?;
+    m.add_function(wrap_pyfunction!(query, m)?)?;
+    m.add_function(wrap_pyfunction!(kql_string, m)?)?;
+    m.add_class::<PyQuery>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
