@@ -13,11 +13,24 @@ use crate::convert;
 use crate::error::{Error, Result};
 use crate::plan::Schema;
 
-/// What a scan may skip: columns the query never reads.
+/// What a scan may skip: columns the query never reads, and rows outside a time window
+/// that the query filters on first.
 #[derive(Clone, Debug, Default)]
 pub struct ScanRequest {
     /// For each schema column, whether the query reads it.
     pub needed: Vec<bool>,
+    /// Rows whose `column` lies outside `[low, high]` (ticks, inclusive) are dropped by a
+    /// filter right above the scan, so a reader may skip them wholesale (Parquet row
+    /// groups by statistics). Readers may ignore it: the filter still runs.
+    pub time_range: Option<TimeRange>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimeRange {
+    /// Index into the table's schema.
+    pub column: usize,
+    pub low: i64,
+    pub high: i64,
 }
 
 pub type ChunkStream<'a> = Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a>;

@@ -98,7 +98,7 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
     match plan {
         Plan::Scan { table, .. } => {
             let t = catalog.get(table).ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
-            t.scan(&ScanRequest { needed: needed.to_vec() })
+            t.scan(&ScanRequest { needed: needed.to_vec(), time_range: None })
         }
         Plan::Values { chunk, .. } => Ok(Box::new(std::iter::once(Ok(chunk.clone())))),
         Plan::Filter { input, pred } => {
