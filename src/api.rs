@@ -27,7 +27,10 @@ impl std::fmt::Display for Query {
 
 impl Query {
     pub fn parse(kql: &str) -> Result<Query> {
-        Ok(Query { ast: parse_query(kql)?, source: kql.into() })
+        Ok(Query {
+            ast: parse_query(kql)?,
+            source: kql.into(),
+        })
     }
 
     pub fn ast(&self) -> &ast::Query {
@@ -60,7 +63,10 @@ impl Query {
                 Statement::Let { name, value, .. } => {
                     match value {
                         LetValue::Tabular(t) => walk(t, &lets, &mut out),
-                        LetValue::Scalar(ast::Expr { kind: ast::ExprKind::Name(n), .. }) if !lets.contains(n) => {
+                        LetValue::Scalar(ast::Expr {
+                            kind: ast::ExprKind::Name(n),
+                            ..
+                        }) if !lets.contains(n) => {
                             // `let T2 = T1;` may alias a table; reported only if T1 is no let.
                             let _ = n;
                         }
@@ -87,7 +93,8 @@ impl Query {
     pub fn run(&self, catalog: &Catalog, now_ticks: i64) -> Result<QueryResult> {
         let plan = self.plan(catalog, now_ticks)?;
         let schema = plan.schema();
-        let chunk = crate::exec::collect(&plan, catalog).map_err(|e| e.with_source(&self.source))?;
+        let chunk =
+            crate::exec::collect(&plan, catalog).map_err(|e| e.with_source(&self.source))?;
         Ok(QueryResult {
             names: schema.iter().map(|(n, _)| n.clone()).collect(),
             types: schema.iter().map(|(_, t)| *t).collect(),
@@ -111,7 +118,10 @@ impl Query {
 
     /// Position just before the last `summarize` of the final tabular expression.
     fn before_summarize(t: &TabularExpr) -> usize {
-        t.ops.iter().rposition(|o| matches!(o, Operator::Summarize { .. })).unwrap_or(t.ops.len())
+        t.ops
+            .iter()
+            .rposition(|o| matches!(o, Operator::Summarize { .. }))
+            .unwrap_or(t.ops.len())
     }
 
     /// `| where <predicate>` just before the last summarize (at the end if none).
@@ -120,7 +130,13 @@ impl Query {
         let mut q = self.clone();
         let t = q.final_tabular_mut()?;
         let at = Self::before_summarize(t);
-        t.ops.insert(at, Operator::Where { pred, span: Span::default() });
+        t.ops.insert(
+            at,
+            Operator::Where {
+                pred,
+                span: Span::default(),
+            },
+        );
         Ok(q.reprinted())
     }
 
@@ -130,8 +146,20 @@ impl Query {
         let mut q = self.clone();
         let t = q.final_tabular_mut()?;
         let at = Self::before_summarize(t);
-        let ne = NamedExpr { name: Some(ast::Ident { name: name.to_string(), span: Span::default() }), expr: e };
-        t.ops.insert(at, Operator::Extend { exprs: vec![ne], span: Span::default() });
+        let ne = NamedExpr {
+            name: Some(ast::Ident {
+                name: name.to_string(),
+                span: Span::default(),
+            }),
+            expr: e,
+        };
+        t.ops.insert(
+            at,
+            Operator::Extend {
+                exprs: vec![ne],
+                span: Span::default(),
+            },
+        );
         Ok(q.reprinted())
     }
 
@@ -139,12 +167,26 @@ impl Query {
     pub fn add_aggregates(&self, items: &[(String, String)]) -> Result<Query> {
         let mut q = self.clone();
         let t = q.final_tabular_mut()?;
-        let Some(Operator::Summarize { aggs, .. }) = t.ops.iter_mut().rev().find(|o| matches!(o, Operator::Summarize { .. })) else {
-            return Err(Error::new(ErrorKind::Semantic, "the query has no summarize to add aggregates to"));
+        let Some(Operator::Summarize { aggs, .. }) = t
+            .ops
+            .iter_mut()
+            .rev()
+            .find(|o| matches!(o, Operator::Summarize { .. }))
+        else {
+            return Err(Error::new(
+                ErrorKind::Semantic,
+                "the query has no summarize to add aggregates to",
+            ));
         };
         for (name, expr) in items {
             let e = parse_expression(expr)?;
-            aggs.push(NamedExpr { name: Some(ast::Ident { name: name.clone(), span: Span::default() }), expr: e });
+            aggs.push(NamedExpr {
+                name: Some(ast::Ident {
+                    name: name.clone(),
+                    span: Span::default(),
+                }),
+                expr: e,
+            });
         }
         Ok(q.reprinted())
     }
@@ -159,7 +201,12 @@ impl Query {
         });
         match slot {
             Some(v) => *v = LetValue::Scalar(e),
-            None => return Err(Error::new(ErrorKind::Semantic, format!("the query has no 'let {name} = ...;'"))),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Semantic,
+                    format!("the query has no 'let {name} = ...;'"),
+                ))
+            }
         }
         Ok(q.reprinted())
     }
@@ -193,7 +240,14 @@ impl QueryResult {
     /// digits, timespans in .NET form, NaN and infinities as strings).
     pub fn rows_json(&self) -> Vec<Vec<serde_json::Value>> {
         (0..self.chunk.len)
-            .map(|i| self.chunk.columns.iter().map(|c| crate::exec::value_to_json(&c.get(i))).map(|j| nan_fix(j, &self.chunk, i)).collect())
+            .map(|i| {
+                self.chunk
+                    .columns
+                    .iter()
+                    .map(|c| crate::exec::value_to_json(&c.get(i)))
+                    .map(|j| nan_fix(j, &self.chunk, i))
+                    .collect()
+            })
             .collect()
     }
 }

@@ -40,16 +40,30 @@ impl Chunk {
         Chunk { columns, len }
     }
     pub fn filter(&self, mask: &BooleanArray) -> Result<Chunk> {
-        let columns = self.columns.iter().map(|c| c.filter(mask)).collect::<Result<Vec<_>>>()?;
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| c.filter(mask))
+            .collect::<Result<Vec<_>>>()?;
         let len = mask.true_count();
         Ok(Chunk { columns, len })
     }
     pub fn take(&self, idx: &[u32]) -> Result<Chunk> {
-        let columns = self.columns.iter().map(|c| c.take(idx)).collect::<Result<Vec<_>>>()?;
-        Ok(Chunk { columns, len: idx.len() })
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| c.take(idx))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Chunk {
+            columns,
+            len: idx.len(),
+        })
     }
     pub fn slice(&self, offset: usize, len: usize) -> Chunk {
-        Chunk { columns: self.columns.iter().map(|c| c.slice(offset, len)).collect(), len }
+        Chunk {
+            columns: self.columns.iter().map(|c| c.slice(offset, len)).collect(),
+            len,
+        }
     }
 }
 
@@ -89,15 +103,61 @@ impl Column {
     /// The value at row `i` (strings: null reads as "").
     pub fn get(&self, i: usize) -> Value {
         match self {
-            Column::Bool(a) => if a.is_null(i) { Value::Null } else { Value::Bool(a.value(i)) },
-            Column::Int(a) => if a.is_null(i) { Value::Null } else { Value::Int(a.value(i)) },
-            Column::Long(a) => if a.is_null(i) { Value::Null } else { Value::Long(a.value(i)) },
-            Column::Real(a) => if a.is_null(i) { Value::Null } else { Value::Real(a.value(i)) },
-            Column::String(a) => Value::String(if a.is_null(i) { String::new() } else { a.value(i).to_string() }),
-            Column::DateTime(a) => if a.is_null(i) { Value::Null } else { Value::DateTime(a.value(i)) },
-            Column::TimeSpan(a) => if a.is_null(i) { Value::Null } else { Value::TimeSpan(a.value(i)) },
+            Column::Bool(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Bool(a.value(i))
+                }
+            }
+            Column::Int(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Int(a.value(i))
+                }
+            }
+            Column::Long(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Long(a.value(i))
+                }
+            }
+            Column::Real(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::Real(a.value(i))
+                }
+            }
+            Column::String(a) => Value::String(if a.is_null(i) {
+                String::new()
+            } else {
+                a.value(i).to_string()
+            }),
+            Column::DateTime(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::DateTime(a.value(i))
+                }
+            }
+            Column::TimeSpan(a) => {
+                if a.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::TimeSpan(a.value(i))
+                }
+            }
             Column::Guid(v) => v[i].map_or(Value::Null, Value::Guid),
-            Column::Dynamic(v) => if v[i].is_null() { Value::Null } else { Value::Dynamic(v[i].clone()) },
+            Column::Dynamic(v) => {
+                if v[i].is_null() {
+                    Value::Null
+                } else {
+                    Value::Dynamic(v[i].clone())
+                }
+            }
             Column::Pruned(..) => Value::Null,
         }
     }
@@ -105,7 +165,11 @@ impl Column {
     /// The string at row `i` without copying; `""` for null. Only for string columns.
     #[inline]
     pub fn str_at(a: &StringArray, i: usize) -> &str {
-        if a.is_null(i) { "" } else { a.value(i) }
+        if a.is_null(i) {
+            ""
+        } else {
+            a.value(i)
+        }
     }
 
     pub fn is_null(&self, i: usize) -> bool {
@@ -122,34 +186,54 @@ impl Column {
     }
 
     pub fn null(ty: KqlType, len: usize) -> Column {
-        Column::from_scalar(&Value::Null, ty, len).unwrap_or(Column::Dynamic(Arc::new(vec![serde_json::Value::Null; len])))
+        Column::from_scalar(&Value::Null, ty, len).unwrap_or(Column::Dynamic(Arc::new(
+            vec![serde_json::Value::Null; len],
+        )))
     }
 
     pub fn from_scalar(v: &Value, ty: KqlType, len: usize) -> Result<Column> {
         Ok(match (ty, v) {
             (KqlType::Bool, Value::Bool(b)) => Column::Bool(BooleanArray::from(vec![*b; len])),
             (KqlType::Bool, Value::Null) => Column::Bool(BooleanArray::new_null(len)),
-            (KqlType::Long, _) | (KqlType::Int, _) | (KqlType::Real, _) | (KqlType::DateTime, _) | (KqlType::TimeSpan, _) => {
+            (KqlType::Long, _)
+            | (KqlType::Int, _)
+            | (KqlType::Real, _)
+            | (KqlType::DateTime, _)
+            | (KqlType::TimeSpan, _) => {
                 let v = coerce(v, ty)?;
                 match (ty, v) {
                     (KqlType::Int, Value::Int(x)) => Column::Int(Int32Array::from_value(x, len)),
                     (KqlType::Int, _) => Column::Int(Int32Array::new_null(len)),
                     (KqlType::Long, Value::Long(x)) => Column::Long(Int64Array::from_value(x, len)),
                     (KqlType::Long, _) => Column::Long(Int64Array::new_null(len)),
-                    (KqlType::Real, Value::Real(x)) => Column::Real(Float64Array::from_value(x, len)),
+                    (KqlType::Real, Value::Real(x)) => {
+                        Column::Real(Float64Array::from_value(x, len))
+                    }
                     (KqlType::Real, _) => Column::Real(Float64Array::new_null(len)),
-                    (KqlType::DateTime, Value::DateTime(x)) => Column::DateTime(Int64Array::from_value(x, len)),
+                    (KqlType::DateTime, Value::DateTime(x)) => {
+                        Column::DateTime(Int64Array::from_value(x, len))
+                    }
                     (KqlType::DateTime, _) => Column::DateTime(Int64Array::new_null(len)),
-                    (KqlType::TimeSpan, Value::TimeSpan(x)) => Column::TimeSpan(Int64Array::from_value(x, len)),
+                    (KqlType::TimeSpan, Value::TimeSpan(x)) => {
+                        Column::TimeSpan(Int64Array::from_value(x, len))
+                    }
                     _ => Column::TimeSpan(Int64Array::new_null(len)),
                 }
             }
-            (KqlType::String, Value::String(s)) => Column::String(StringArray::from_iter_values(std::iter::repeat_n(s.as_str(), len))),
-            (KqlType::String, Value::Null) => Column::String(StringArray::from_iter_values(std::iter::repeat_n("", len))),
+            (KqlType::String, Value::String(s)) => Column::String(StringArray::from_iter_values(
+                std::iter::repeat_n(s.as_str(), len),
+            )),
+            (KqlType::String, Value::Null) => {
+                Column::String(StringArray::from_iter_values(std::iter::repeat_n("", len)))
+            }
             (KqlType::Guid, Value::Guid(g)) => Column::Guid(Arc::new(vec![Some(*g); len])),
             (KqlType::Guid, Value::Null) => Column::Guid(Arc::new(vec![None; len])),
-            (KqlType::Dynamic, v) => Column::Dynamic(Arc::new(vec![crate::exec::value_to_json(v); len])),
-            (ty, v) => return Column::from_values(ty, std::slice::from_ref(v)).and_then(|c| c.repeat(len)),
+            (KqlType::Dynamic, v) => {
+                Column::Dynamic(Arc::new(vec![crate::exec::value_to_json(v); len]))
+            }
+            (ty, v) => {
+                return Column::from_values(ty, std::slice::from_ref(v)).and_then(|c| c.repeat(len))
+            }
         })
     }
 
@@ -162,32 +246,111 @@ impl Column {
     /// (int -> long -> real); anything else is an internal error (the binder typed it).
     pub fn from_values(ty: KqlType, vals: &[Value]) -> Result<Column> {
         Ok(match ty {
-            KqlType::Bool => Column::Bool(vals.iter().map(|v| match v { Value::Bool(b) => Some(*b), _ => None }).collect()),
-            KqlType::Int => Column::Int(vals.iter().map(|v| match coerce(v, ty) { Ok(Value::Int(x)) => Some(x), _ => None }).collect()),
-            KqlType::Long => Column::Long(vals.iter().map(|v| match coerce(v, ty) { Ok(Value::Long(x)) => Some(x), _ => None }).collect()),
-            KqlType::Real => Column::Real(vals.iter().map(|v| match coerce(v, ty) { Ok(Value::Real(x)) => Some(x), _ => None }).collect()),
-            KqlType::DateTime => Column::DateTime(vals.iter().map(|v| match v { Value::DateTime(x) => Some(*x), _ => None }).collect()),
-            KqlType::TimeSpan => Column::TimeSpan(vals.iter().map(|v| match v { Value::TimeSpan(x) => Some(*x), _ => None }).collect()),
-            KqlType::String => Column::String(
-                vals.iter().map(|v| match v { Value::String(s) => Some(s.as_str()), _ => Some("") }).collect(),
+            KqlType::Bool => Column::Bool(
+                vals.iter()
+                    .map(|v| match v {
+                        Value::Bool(b) => Some(*b),
+                        _ => None,
+                    })
+                    .collect(),
             ),
-            KqlType::Guid => Column::Guid(Arc::new(vals.iter().map(|v| match v { Value::Guid(g) => Some(*g), _ => None }).collect())),
-            KqlType::Dynamic => Column::Dynamic(Arc::new(vals.iter().map(crate::exec::value_to_json).collect())),
-            KqlType::Decimal => return Err(Error::new(crate::error::ErrorKind::Unsupported, "the decimal type is not supported yet")),
+            KqlType::Int => Column::Int(
+                vals.iter()
+                    .map(|v| match coerce(v, ty) {
+                        Ok(Value::Int(x)) => Some(x),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            KqlType::Long => Column::Long(
+                vals.iter()
+                    .map(|v| match coerce(v, ty) {
+                        Ok(Value::Long(x)) => Some(x),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            KqlType::Real => Column::Real(
+                vals.iter()
+                    .map(|v| match coerce(v, ty) {
+                        Ok(Value::Real(x)) => Some(x),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            KqlType::DateTime => Column::DateTime(
+                vals.iter()
+                    .map(|v| match v {
+                        Value::DateTime(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            KqlType::TimeSpan => Column::TimeSpan(
+                vals.iter()
+                    .map(|v| match v {
+                        Value::TimeSpan(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            KqlType::String => Column::String(
+                vals.iter()
+                    .map(|v| match v {
+                        Value::String(s) => Some(s.as_str()),
+                        _ => Some(""),
+                    })
+                    .collect(),
+            ),
+            KqlType::Guid => Column::Guid(Arc::new(
+                vals.iter()
+                    .map(|v| match v {
+                        Value::Guid(g) => Some(*g),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            KqlType::Dynamic => Column::Dynamic(Arc::new(
+                vals.iter().map(crate::exec::value_to_json).collect(),
+            )),
+            KqlType::Decimal => {
+                return Err(Error::new(
+                    crate::error::ErrorKind::Unsupported,
+                    "the decimal type is not supported yet",
+                ))
+            }
         })
     }
 
     pub fn filter(&self, mask: &BooleanArray) -> Result<Column> {
         Ok(match self {
-            Column::Bool(a) => Column::Bool(compute::filter(a, mask)?.as_any().downcast_ref::<BooleanArray>().cloned().ok_or_else(|| Error::internal("filter"))?),
+            Column::Bool(a) => Column::Bool(
+                compute::filter(a, mask)?
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .cloned()
+                    .ok_or_else(|| Error::internal("filter"))?,
+            ),
             Column::Int(a) => Column::Int(downcast(compute::filter(a, mask)?)?),
             Column::Long(a) => Column::Long(downcast(compute::filter(a, mask)?)?),
             Column::Real(a) => Column::Real(downcast(compute::filter(a, mask)?)?),
             Column::String(a) => Column::String(downcast(compute::filter(a, mask)?)?),
             Column::DateTime(a) => Column::DateTime(downcast(compute::filter(a, mask)?)?),
             Column::TimeSpan(a) => Column::TimeSpan(downcast(compute::filter(a, mask)?)?),
-            Column::Guid(v) => Column::Guid(Arc::new(v.iter().zip(mask.iter()).filter(|(_, m)| m.unwrap_or(false)).map(|(g, _)| *g).collect())),
-            Column::Dynamic(v) => Column::Dynamic(Arc::new(v.iter().zip(mask.iter()).filter(|(_, m)| m.unwrap_or(false)).map(|(g, _)| g.clone()).collect())),
+            Column::Guid(v) => Column::Guid(Arc::new(
+                v.iter()
+                    .zip(mask.iter())
+                    .filter(|(_, m)| m.unwrap_or(false))
+                    .map(|(g, _)| *g)
+                    .collect(),
+            )),
+            Column::Dynamic(v) => Column::Dynamic(Arc::new(
+                v.iter()
+                    .zip(mask.iter())
+                    .filter(|(_, m)| m.unwrap_or(false))
+                    .map(|(g, _)| g.clone())
+                    .collect(),
+            )),
             Column::Pruned(t, _) => Column::Pruned(*t, mask.true_count()),
         })
     }
@@ -203,7 +366,9 @@ impl Column {
             Column::DateTime(a) => Column::DateTime(downcast(compute::take(a, &ia, None)?)?),
             Column::TimeSpan(a) => Column::TimeSpan(downcast(compute::take(a, &ia, None)?)?),
             Column::Guid(v) => Column::Guid(Arc::new(idx.iter().map(|&i| v[i as usize]).collect())),
-            Column::Dynamic(v) => Column::Dynamic(Arc::new(idx.iter().map(|&i| v[i as usize].clone()).collect())),
+            Column::Dynamic(v) => Column::Dynamic(Arc::new(
+                idx.iter().map(|&i| v[i as usize].clone()).collect(),
+            )),
             Column::Pruned(t, _) => Column::Pruned(*t, idx.len()),
         })
     }
@@ -239,15 +404,31 @@ impl Column {
             .filter_map(|c| match c {
                 Column::Bool(a) => Some(a as &dyn Array),
                 Column::Int(a) => Some(a as &dyn Array),
-                Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => Some(a as &dyn Array),
+                Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => {
+                    Some(a as &dyn Array)
+                }
                 Column::Real(a) => Some(a as &dyn Array),
                 Column::String(a) => Some(a as &dyn Array),
                 _ => None,
             })
             .collect();
         Ok(match ty {
-            KqlType::Guid => Column::Guid(Arc::new(cols.iter().flat_map(|c| match c { Column::Guid(v) => v.to_vec(), _ => vec![] }).collect())),
-            KqlType::Dynamic => Column::Dynamic(Arc::new(cols.iter().flat_map(|c| match c { Column::Dynamic(v) => v.to_vec(), _ => vec![] }).collect())),
+            KqlType::Guid => Column::Guid(Arc::new(
+                cols.iter()
+                    .flat_map(|c| match c {
+                        Column::Guid(v) => v.to_vec(),
+                        _ => vec![],
+                    })
+                    .collect(),
+            )),
+            KqlType::Dynamic => Column::Dynamic(Arc::new(
+                cols.iter()
+                    .flat_map(|c| match c {
+                        Column::Dynamic(v) => v.to_vec(),
+                        _ => vec![],
+                    })
+                    .collect(),
+            )),
             _ => {
                 if arrays.len() != cols.len() {
                     return Err(Error::internal("concat of mixed column types"));
@@ -269,7 +450,10 @@ impl Column {
 }
 
 fn downcast<T: Array + Clone + 'static>(a: ArrayRef) -> Result<T> {
-    a.as_any().downcast_ref::<T>().cloned().ok_or_else(|| Error::internal("unexpected array type"))
+    a.as_any()
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| Error::internal("unexpected array type"))
 }
 
 /// Converts a value to `ty` where Kusto converts implicitly (int -> long -> real);
@@ -286,8 +470,12 @@ pub fn coerce(v: &Value, ty: KqlType) -> Result<Value> {
         (KqlType::Real, Value::Int(x)) => Value::Real(*x as f64),
         (KqlType::Real, Value::Long(x)) => Value::Real(*x as f64),
         (KqlType::Real, Value::Real(_)) => v.clone(),
-        (KqlType::DateTime, Value::DateTime(_)) | (KqlType::TimeSpan, Value::TimeSpan(_)) => v.clone(),
-        (KqlType::String, Value::String(_)) | (KqlType::Bool, Value::Bool(_)) | (KqlType::Guid, Value::Guid(_)) => v.clone(),
+        (KqlType::DateTime, Value::DateTime(_)) | (KqlType::TimeSpan, Value::TimeSpan(_)) => {
+            v.clone()
+        }
+        (KqlType::String, Value::String(_))
+        | (KqlType::Bool, Value::Bool(_))
+        | (KqlType::Guid, Value::Guid(_)) => v.clone(),
         (KqlType::Dynamic, Value::Dynamic(_)) => v.clone(),
         _ => Value::Null,
     })

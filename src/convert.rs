@@ -21,14 +21,27 @@ use crate::types::{ticks, KqlType};
 pub fn kql_type_of(dt: &DataType) -> Option<KqlType> {
     Some(match dt {
         DataType::Boolean => KqlType::Bool,
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => KqlType::Int,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
+            KqlType::Int
+        }
         DataType::Int64 | DataType::UInt32 | DataType::UInt64 => KqlType::Long,
-        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) | DataType::Decimal256(..) => KqlType::Real,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => KqlType::String,
+        DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => KqlType::Real,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+            KqlType::String
+        }
         DataType::Dictionary(_, v) => return kql_type_of(v),
         DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => KqlType::DateTime,
         DataType::Duration(_) => KqlType::TimeSpan,
-        DataType::List(_) | DataType::LargeList(_) | DataType::Struct(_) | DataType::Map(..) | DataType::FixedSizeList(..) | DataType::ListView(_) => KqlType::Dynamic,
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::Struct(_)
+        | DataType::Map(..)
+        | DataType::FixedSizeList(..)
+        | DataType::ListView(_) => KqlType::Dynamic,
         _ => return None,
     })
 }
@@ -40,7 +53,10 @@ pub fn kql_schema(schema: &SchemaRef) -> Result<Schema> {
         .fields()
         .iter()
         .map(|f| {
-            let tagged = f.metadata().get("kql_type").and_then(|t| KqlType::from_name(t));
+            let tagged = f
+                .metadata()
+                .get("kql_type")
+                .and_then(|t| KqlType::from_name(t));
             let natural = kql_type_of(f.data_type());
             let ty = match (tagged, natural) {
                 (Some(KqlType::Guid | KqlType::Dynamic), Some(KqlType::String)) => tagged,
@@ -59,30 +75,60 @@ pub fn column_from_arrow(a: &ArrayRef, ty: KqlType) -> Result<Column> {
     let unsupported = || Error::data(format!("Arrow type {dt} cannot be read"));
     Ok(match ty {
         KqlType::Bool => Column::Bool(a.as_boolean_opt().ok_or_else(unsupported)?.clone()),
-        KqlType::Int => Column::Int(cast(a, &DataType::Int32)?.as_primitive::<arrow::datatypes::Int32Type>().clone()),
+        KqlType::Int => Column::Int(
+            cast(a, &DataType::Int32)?
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .clone(),
+        ),
         KqlType::Long => {
             if let DataType::UInt64 = dt {
                 let u = a.as_primitive::<arrow::datatypes::UInt64Type>();
                 if u.iter().flatten().any(|v| v > i64::MAX as u64) {
-                    return Err(Error::data("uint64 value larger than the largest long".to_string()));
+                    return Err(Error::data(
+                        "uint64 value larger than the largest long".to_string(),
+                    ));
                 }
             }
-            Column::Long(cast(a, &DataType::Int64)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
+            Column::Long(
+                cast(a, &DataType::Int64)?
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .clone(),
+            )
         }
-        KqlType::Real => Column::Real(cast(a, &DataType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().clone()),
-        KqlType::String | KqlType::Guid | KqlType::Dynamic if matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) | DataType::Null) => {
-            let s = if dt == DataType::Utf8 { a.clone() } else { cast(a, &DataType::Utf8)? };
+        KqlType::Real => Column::Real(
+            cast(a, &DataType::Float64)?
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone(),
+        ),
+        KqlType::String | KqlType::Guid | KqlType::Dynamic
+            if matches!(
+                dt,
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(..)
+                    | DataType::Null
+            ) =>
+        {
+            let s = if dt == DataType::Utf8 {
+                a.clone()
+            } else {
+                cast(a, &DataType::Utf8)?
+            };
             let s = s.as_string::<i32>().clone();
             match ty {
                 KqlType::String => Column::String(s),
                 KqlType::Guid => Column::Guid(Arc::new(
-                    s.iter().map(|v| v.and_then(crate::types::parse_guid)).collect(),
+                    s.iter()
+                        .map(|v| v.and_then(crate::types::parse_guid))
+                        .collect(),
                 )),
                 _ => Column::Dynamic(Arc::new(
                     s.iter()
                         .map(|v| match v {
                             None | Some("") => serde_json::Value::Null,
-                            Some(t) => serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.to_string())),
+                            Some(t) => serde_json::from_str(t)
+                                .unwrap_or_else(|_| serde_json::Value::String(t.to_string())),
                         })
                         .collect(),
                 )),
@@ -91,7 +137,10 @@ pub fn column_from_arrow(a: &ArrayRef, ty: KqlType) -> Result<Column> {
         KqlType::DateTime => {
             let (unit, tz_arr) = match &dt {
                 DataType::Timestamp(u, _) => (*u, a.clone()),
-                DataType::Date32 | DataType::Date64 => (TimeUnit::Millisecond, cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?),
+                DataType::Date32 | DataType::Date64 => (
+                    TimeUnit::Millisecond,
+                    cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+                ),
                 _ => return Err(unsupported()),
             };
             let raw = cast(&tz_arr, &DataType::Int64)?;
@@ -100,7 +149,9 @@ pub fn column_from_arrow(a: &ArrayRef, ty: KqlType) -> Result<Column> {
             Column::DateTime(out)
         }
         KqlType::TimeSpan => {
-            let DataType::Duration(unit) = dt else { return Err(unsupported()) };
+            let DataType::Duration(unit) = dt else {
+                return Err(unsupported());
+            };
             let raw = cast(a, &DataType::Int64)?;
             let raw = raw.as_primitive::<arrow::datatypes::Int64Type>();
             Column::TimeSpan(raw.unary(|v| unit_to_ticks(v, unit)))
@@ -134,22 +185,37 @@ fn arrow_value_to_json(a: &dyn Array, i: usize) -> Result<serde_json::Value> {
     Ok(match a.data_type() {
         DataType::List(_) => {
             let l = a.as_list::<i32>().value(i);
-            J::Array((0..l.len()).map(|j| arrow_value_to_json(l.as_ref(), j)).collect::<Result<_>>()?)
+            J::Array(
+                (0..l.len())
+                    .map(|j| arrow_value_to_json(l.as_ref(), j))
+                    .collect::<Result<_>>()?,
+            )
         }
         DataType::LargeList(_) => {
             let l = a.as_list::<i64>().value(i);
-            J::Array((0..l.len()).map(|j| arrow_value_to_json(l.as_ref(), j)).collect::<Result<_>>()?)
+            J::Array(
+                (0..l.len())
+                    .map(|j| arrow_value_to_json(l.as_ref(), j))
+                    .collect::<Result<_>>()?,
+            )
         }
         DataType::Struct(fields) => {
             let s = a.as_struct();
             let mut m = serde_json::Map::new();
             for (k, f) in fields.iter().enumerate() {
-                m.insert(f.name().clone(), arrow_value_to_json(s.column(k).as_ref(), i)?);
+                m.insert(
+                    f.name().clone(),
+                    arrow_value_to_json(s.column(k).as_ref(), i)?,
+                );
             }
             J::Object(m)
         }
         dt => match kql_type_of(dt) {
-            Some(KqlType::Dynamic) | None => return Err(Error::data(format!("Arrow type {dt} cannot be read inside a dynamic value"))),
+            Some(KqlType::Dynamic) | None => {
+                return Err(Error::data(format!(
+                    "Arrow type {dt} cannot be read inside a dynamic value"
+                )))
+            }
             Some(t) => {
                 let c = column_from_arrow(&single, t)?;
                 crate::exec::value_to_json(&c.get(0))
@@ -189,7 +255,8 @@ pub fn column_to_arrow(name: &str, c: &Column) -> Result<(Field, ArrayRef)> {
                 let v: TimestampNanosecondArray = a.unary(|t| (t - ticks::UNIX_EPOCH) * 100);
                 (Arc::new(v.with_timezone("UTC")), ty)
             } else {
-                let v: TimestampMicrosecondArray = a.unary(|t| (t - ticks::UNIX_EPOCH).div_euclid(10));
+                let v: TimestampMicrosecondArray =
+                    a.unary(|t| (t - ticks::UNIX_EPOCH).div_euclid(10));
                 (Arc::new(v.with_timezone("UTC")), ty)
             }
         }
@@ -207,7 +274,11 @@ pub fn column_to_arrow(name: &str, c: &Column) -> Result<(Field, ArrayRef)> {
             (Arc::new(s), ty)
         }
         Column::Dynamic(v) => (dynamic_to_arrow(v), ty),
-        Column::Pruned(..) => return Err(Error::internal(format!("column '{name}' was pruned but is in the result"))),
+        Column::Pruned(..) => {
+            return Err(Error::internal(format!(
+                "column '{name}' was pruned but is in the result"
+            )))
+        }
     };
     let mut meta = HashMap::new();
     meta.insert("kql_type".to_string(), kind.name().to_string());
@@ -217,7 +288,8 @@ pub fn column_to_arrow(name: &str, c: &Column) -> Result<(Field, ArrayRef)> {
 
 fn dynamic_to_arrow(v: &[serde_json::Value]) -> ArrayRef {
     // Lists when every non-null value is an array and all elements share a scalar kind.
-    let all_arrays = v.iter().all(|x| x.is_array() || x.is_null()) && v.iter().any(|x| x.is_array());
+    let all_arrays =
+        v.iter().all(|x| x.is_array() || x.is_null()) && v.iter().any(|x| x.is_array());
     if all_arrays {
         let elems = || v.iter().filter_map(|x| x.as_array()).flatten();
         let non_null = || elems().filter(|e| !e.is_null());
@@ -241,9 +313,15 @@ fn dynamic_to_arrow(v: &[serde_json::Value]) -> ArrayRef {
                 nulls.push(!x.is_null());
             }
             let values: ArrayRef = match kind {
-                DataType::Utf8 => Arc::new(elems().map(|e| e.as_str().map(str::to_string)).collect::<StringArray>()),
+                DataType::Utf8 => Arc::new(
+                    elems()
+                        .map(|e| e.as_str().map(str::to_string))
+                        .collect::<StringArray>(),
+                ),
                 DataType::Int64 => Arc::new(elems().map(|e| e.as_i64()).collect::<Int64Array>()),
-                DataType::Float64 => Arc::new(elems().map(|e| e.as_f64()).collect::<Float64Array>()),
+                DataType::Float64 => {
+                    Arc::new(elems().map(|e| e.as_f64()).collect::<Float64Array>())
+                }
                 _ => Arc::new(elems().map(|e| e.as_bool()).collect::<BooleanArray>()),
             };
             let field = Arc::new(Field::new("item", kind, true));
@@ -254,7 +332,17 @@ fn dynamic_to_arrow(v: &[serde_json::Value]) -> ArrayRef {
             }
         }
     }
-    Arc::new(v.iter().map(|x| if x.is_null() { None } else { Some(x.to_string()) }).collect::<StringArray>())
+    Arc::new(
+        v.iter()
+            .map(|x| {
+                if x.is_null() {
+                    None
+                } else {
+                    Some(x.to_string())
+                }
+            })
+            .collect::<StringArray>(),
+    )
 }
 
 /// A result table as one Arrow record batch.
@@ -268,7 +356,11 @@ pub fn to_record_batch(names: &[String], columns: &[Column]) -> Result<RecordBat
     }
     let schema = Arc::new(ArrowSchema::new(fields));
     let len = columns.first().map_or(0, |c| c.len());
-    Ok(RecordBatch::try_new_with_options(schema, arrays, &RecordBatchOptions::new().with_row_count(Some(len)))?)
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(len)),
+    )?)
 }
 
 #[cfg(test)]
@@ -281,12 +373,18 @@ mod tests {
         let plain: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None, Some("b")]));
         let large: ArrayRef = Arc::new(LargeStringArray::from(vec![Some("a"), None, Some("b")]));
         let view: ArrayRef = Arc::new(StringViewArray::from(vec![Some("a"), None, Some("b")]));
-        let dict: ArrayRef = Arc::new(vec![Some("a"), None, Some("b")].into_iter().collect::<DictionaryArray<arrow::datatypes::Int32Type>>());
+        let dict: ArrayRef = Arc::new(
+            vec![Some("a"), None, Some("b")]
+                .into_iter()
+                .collect::<DictionaryArray<arrow::datatypes::Int32Type>>(),
+        );
         for a in [plain, large, view, dict] {
             let ty = kql_type_of(a.data_type()).unwrap();
             assert_eq!(ty, KqlType::String);
             let c = column_from_arrow(&a, ty).unwrap();
-            let got: Vec<String> = (0..3).map(|i| crate::functions::to_display_string(&c.get(i))).collect();
+            let got: Vec<String> = (0..3)
+                .map(|i| crate::functions::to_display_string(&c.get(i)))
+                .collect();
             assert_eq!(got, vec!["a", "", "b"]);
         }
     }
@@ -294,12 +392,19 @@ mod tests {
     #[test]
     fn timestamps_of_every_unit() {
         let s: ArrayRef = Arc::new(TimestampSecondArray::from(vec![0i64]));
-        let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![0i64]).with_timezone("UTC"));
-        let us: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![0i64]).with_timezone("+02:00"));
+        let ms: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(vec![0i64]).with_timezone("UTC"));
+        let us: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![0i64]).with_timezone("+02:00"));
         let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![0i64]));
         for a in [s, ms, us, ns] {
             let c = column_from_arrow(&a, KqlType::DateTime).unwrap();
-            assert_eq!(c.get(0), crate::types::Value::DateTime(ticks::UNIX_EPOCH), "{}", a.data_type());
+            assert_eq!(
+                c.get(0),
+                crate::types::Value::DateTime(ticks::UNIX_EPOCH),
+                "{}",
+                a.data_type()
+            );
         }
     }
 }

@@ -68,7 +68,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into(), span: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            span: None,
+            source: None,
+        }
     }
     pub fn syntax(message: impl Into<String>, span: Span) -> Error {
         Error::new(ErrorKind::Syntax, message).at(span)
@@ -77,7 +82,11 @@ impl Error {
         Error::new(ErrorKind::Semantic, message).at(span)
     }
     pub fn unsupported(construct: impl fmt::Display, span: Span) -> Error {
-        Error::new(ErrorKind::Unsupported, format!("{construct} is not supported yet")).at(span)
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("{construct} is not supported yet"),
+        )
+        .at(span)
     }
     pub fn data(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Data, message)
@@ -112,11 +121,16 @@ impl Error {
             let start = floor_char_boundary(src, span.start.min(src.len()));
             let (line, col) = line_col(src, start);
             let line_start = src[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let line_end = src[start..].find('\n').map(|i| start + i).unwrap_or(src.len());
+            let line_end = src[start..]
+                .find('\n')
+                .map(|i| start + i)
+                .unwrap_or(src.len());
             let text = &src[line_start..line_end];
             let end = floor_char_boundary(src, span.end.clamp(start, line_end));
             let width = src[start..end].chars().count().max(1);
-            out.push_str(&format!("\n  --> line {line}, column {col}\n   | {text}\n   | "));
+            out.push_str(&format!(
+                "\n  --> line {line}, column {col}\n   | {text}\n   | "
+            ));
             out.push_str(&" ".repeat(col - 1));
             out.push_str(&"^".repeat(width));
         }
@@ -163,7 +177,12 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .collect();
     scored.sort_by_key(|&(d, c)| (d, c.to_string()));
     let limit = (name.chars().count() / 2).max(2);
-    let close: Vec<&str> = scored.iter().filter(|(d, _)| *d <= limit).map(|&(_, c)| c).take(3).collect();
+    let close: Vec<&str> = scored
+        .iter()
+        .filter(|(d, _)| *d <= limit)
+        .map(|&(_, c)| c)
+        .take(3)
+        .collect();
     if close.is_empty() {
         scored.iter().map(|&(_, c)| c).take(3).collect()
     } else {

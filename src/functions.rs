@@ -105,8 +105,20 @@ impl Func {
     pub fn return_type(self, name: &str, args: &[KqlType], span: Span) -> Result<KqlType> {
         let arity = |lo: usize, hi: usize| -> Result<()> {
             if args.len() < lo || args.len() > hi {
-                let want = if lo == hi { format!("{lo}") } else if hi == usize::MAX { format!("at least {lo}") } else { format!("{lo} to {hi}") };
-                return Err(Error::semantic(format!("function {name}() takes {want} arguments, got {}", args.len()), span));
+                let want = if lo == hi {
+                    format!("{lo}")
+                } else if hi == usize::MAX {
+                    format!("at least {lo}")
+                } else {
+                    format!("{lo} to {hi}")
+                };
+                return Err(Error::semantic(
+                    format!(
+                        "function {name}() takes {want} arguments, got {}",
+                        args.len()
+                    ),
+                    span,
+                ));
             }
             Ok(())
         };
@@ -114,7 +126,12 @@ impl Func {
             if !ok.contains(&args[i]) && args[i] != KqlType::Dynamic {
                 let names: Vec<&str> = ok.iter().map(|t| t.name()).collect();
                 return Err(Error::semantic(
-                    format!("argument {} of {name}() must be {}, got {}", i + 1, names.join(" or "), args[i]),
+                    format!(
+                        "argument {} of {name}() must be {}, got {}",
+                        i + 1,
+                        names.join(" or "),
+                        args[i]
+                    ),
                     span,
                 ));
             }
@@ -141,21 +158,50 @@ impl Func {
                     (TimeSpan, TimeSpan) => TimeSpan,
                     (Int | Long, Int | Long) => args[0],
                     (Int | Long | Real, Int | Long | Real) => Real,
-                    (a, b) => return Err(Error::semantic(format!("bin() cannot round {a} by {b}"), span)),
+                    (a, b) => {
+                        return Err(Error::semantic(
+                            format!("bin() cannot round {a} by {b}"),
+                            span,
+                        ))
+                    }
                 }
             }
             Func::ToString => {
                 arity(1, 1)?;
                 String
             }
-            Func::ToInt => { arity(1, 1)?; Int }
-            Func::ToLong => { arity(1, 1)?; Long }
-            Func::ToReal => { arity(1, 1)?; Real }
-            Func::ToBool => { arity(1, 1)?; Bool }
-            Func::ToDateTime => { arity(1, 1)?; DateTime }
-            Func::ToTimeSpan => { arity(1, 1)?; TimeSpan }
-            Func::ToGuid => { arity(1, 1)?; Guid }
-            Func::ToDynamic => { arity(1, 1)?; Dynamic }
+            Func::ToInt => {
+                arity(1, 1)?;
+                Int
+            }
+            Func::ToLong => {
+                arity(1, 1)?;
+                Long
+            }
+            Func::ToReal => {
+                arity(1, 1)?;
+                Real
+            }
+            Func::ToBool => {
+                arity(1, 1)?;
+                Bool
+            }
+            Func::ToDateTime => {
+                arity(1, 1)?;
+                DateTime
+            }
+            Func::ToTimeSpan => {
+                arity(1, 1)?;
+                TimeSpan
+            }
+            Func::ToGuid => {
+                arity(1, 1)?;
+                Guid
+            }
+            Func::ToDynamic => {
+                arity(1, 1)?;
+                Dynamic
+            }
             Func::ToLower | Func::ToUpper => {
                 arity(1, 1)?;
                 want(0, &[String])?;
@@ -209,7 +255,10 @@ impl Func {
             Func::Case => {
                 arity(3, usize::MAX)?;
                 if args.len() % 2 == 0 {
-                    return Err(Error::semantic("case() takes predicate/value pairs and a final else value", span));
+                    return Err(Error::semantic(
+                        "case() takes predicate/value pairs and a final else value",
+                        span,
+                    ));
                 }
                 let mut vals = Vec::new();
                 for (i, t) in args.iter().enumerate() {
@@ -290,7 +339,10 @@ pub fn common_type(types: &[KqlType], name: &str, span: Span) -> Result<KqlType>
             (KqlType::Int, KqlType::Long) | (KqlType::Long, KqlType::Int) => KqlType::Long,
             (a, b) if a.is_numeric() && b.is_numeric() => KqlType::Real,
             (a, b) => {
-                return Err(Error::semantic(format!("{name}() arguments have incompatible types {a} and {b}"), span));
+                return Err(Error::semantic(
+                    format!("{name}() arguments have incompatible types {a} and {b}"),
+                    span,
+                ));
             }
         };
     }
@@ -302,7 +354,13 @@ pub fn common_type(types: &[KqlType], name: &str, span: Span) -> Result<KqlType>
 pub fn to_display_string(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::Bool(b) => if *b { "True".into() } else { "False".into() },
+        Value::Bool(b) => {
+            if *b {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
         Value::Int(i) => i.to_string(),
         Value::Long(i) => i.to_string(),
         Value::Real(r) => format_real(*r),
@@ -369,7 +427,9 @@ fn to_long(v: &Value) -> Option<i64> {
         Value::DateTime(t) | Value::TimeSpan(t) => Some(*t),
         Value::String(s) => parse_long(s),
         Value::Dynamic(j) => match j {
-            serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)),
+            serde_json::Value::Number(n) => {
+                n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64))
+            }
             serde_json::Value::String(s) => to_long(&Value::String(s.clone())),
             serde_json::Value::Bool(b) => Some(*b as i64),
             _ => None,
@@ -424,17 +484,29 @@ pub fn convert(v: &Value, ty: KqlType) -> Value {
             Value::String(s) => {
                 let hex = s.trim().starts_with("0x") || s.trim().starts_with("0X");
                 parse_long(s)
-                    .and_then(|x| i32::try_from(x).ok().or_else(|| if hex { u32::try_from(x).ok().map(|u| u as i32) } else { None }))
+                    .and_then(|x| {
+                        i32::try_from(x).ok().or_else(|| {
+                            if hex {
+                                u32::try_from(x).ok().map(|u| u as i32)
+                            } else {
+                                None
+                            }
+                        })
+                    })
                     .map_or(Value::Null, Value::Int)
             }
-            _ => to_long(v).and_then(|x| i32::try_from(x).ok()).map_or(Value::Null, Value::Int),
+            _ => to_long(v)
+                .and_then(|x| i32::try_from(x).ok())
+                .map_or(Value::Null, Value::Int),
         },
         KqlType::Real => to_real(v).map_or(Value::Null, Value::Real),
         KqlType::Bool => to_bool(v).map_or(Value::Null, Value::Bool),
         KqlType::DateTime => match v {
             Value::DateTime(_) => v.clone(),
             Value::String(s) => time::parse_datetime(s).map_or(Value::Null, Value::DateTime),
-            Value::Dynamic(serde_json::Value::String(s)) => time::parse_datetime(s).map_or(Value::Null, Value::DateTime),
+            Value::Dynamic(serde_json::Value::String(s)) => {
+                time::parse_datetime(s).map_or(Value::Null, Value::DateTime)
+            }
             _ => Value::Null,
         },
         KqlType::TimeSpan => match v {
@@ -443,7 +515,9 @@ pub fn convert(v: &Value, ty: KqlType) -> Value {
             Value::Long(i) => Value::TimeSpan(*i),
             Value::Real(r) if r.is_finite() => Value::TimeSpan(*r as i64),
             Value::String(s) | Value::Dynamic(serde_json::Value::String(s)) => {
-                time::parse_timespan_clock(s.trim()).or_else(|| time::parse_timespan_literal(s)).map_or(Value::Null, Value::TimeSpan)
+                time::parse_timespan_clock(s.trim())
+                    .or_else(|| time::parse_timespan_literal(s))
+                    .map_or(Value::Null, Value::TimeSpan)
             }
             _ => Value::Null,
         },
@@ -479,7 +553,12 @@ impl RegexCache {
             let re = regex::RegexBuilder::new(pattern)
                 .size_limit(1 << 24)
                 .build()
-                .map_err(|e| Error::new(crate::error::ErrorKind::Semantic, format!("invalid regular expression {pattern:?}: {e}")))?;
+                .map_err(|e| {
+                    Error::new(
+                        crate::error::ErrorKind::Semantic,
+                        format!("invalid regular expression {pattern:?}: {e}"),
+                    )
+                })?;
             self.last = Some((pattern.to_string(), re));
         }
         Ok(&self.last.as_ref().expect("just set").1)
@@ -497,14 +576,23 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
     use Value::*;
     let s = |i: usize| -> std::string::String { as_string(&args[i]) };
     Ok(match f {
-        Func::Now | Func::Ago => return Err(Error::internal("now()/ago() must be folded at bind time")),
+        Func::Now | Func::Ago => {
+            return Err(Error::internal("now()/ago() must be folded at bind time"))
+        }
         Func::Bin => match (&args[0], &args[1]) {
             (Null, _) | (_, Null) => Null,
             (DateTime(t), TimeSpan(sz)) => time::bin_i64(*t, *sz).map_or(Null, DateTime),
             (TimeSpan(t), TimeSpan(sz)) => time::bin_i64(*t, *sz).map_or(Null, TimeSpan),
             (a, b) if ty == KqlType::Real => {
-                let (x, sz) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
-                if sz > 0.0 { Real((x / sz).floor() * sz) } else { Null }
+                let (x, sz) = (
+                    a.as_f64().unwrap_or(f64::NAN),
+                    b.as_f64().unwrap_or(f64::NAN),
+                );
+                if sz > 0.0 {
+                    Real((x / sz).floor() * sz)
+                } else {
+                    Null
+                }
             }
             (a, b) => match (a.as_i64(), b.as_i64()) {
                 (Some(x), Some(sz)) => match time::bin_i64(x, sz) {
@@ -516,9 +604,14 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             },
         },
         Func::ToString => String(as_string(&args[0])),
-        Func::ToInt | Func::ToLong | Func::ToReal | Func::ToBool | Func::ToDateTime | Func::ToTimeSpan | Func::ToGuid | Func::ToDynamic => {
-            convert(&args[0], ty)
-        }
+        Func::ToInt
+        | Func::ToLong
+        | Func::ToReal
+        | Func::ToBool
+        | Func::ToDateTime
+        | Func::ToTimeSpan
+        | Func::ToGuid
+        | Func::ToDynamic => convert(&args[0], ty),
         Func::ToLower => String(s(0).to_lowercase()),
         Func::ToUpper => String(s(0).to_uppercase()),
         Func::Strlen => Long(s(0).chars().count() as i64),
@@ -530,9 +623,15 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
         Func::Substring => {
             let text = s(0);
             let n = text.chars().count() as i64;
-            let Some(start) = args[1].as_i64() else { return Ok(String(std::string::String::new())) };
+            let Some(start) = args[1].as_i64() else {
+                return Ok(String(std::string::String::new()));
+            };
             // A negative start counts from the end (EMU-K2S: substring("hello", -2, 2) = "lo").
-            let start = if start < 0 { (n + start).max(0) } else { start.min(n) };
+            let start = if start < 0 {
+                (n + start).max(0)
+            } else {
+                start.min(n)
+            };
             let len = match args.get(2) {
                 Some(v) => match v.as_i64() {
                     Some(l) if l >= 0 => l,
@@ -541,19 +640,28 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
                 },
                 None => n,
             };
-            String(text.chars().skip(start as usize).take(len as usize).collect())
+            String(
+                text.chars()
+                    .skip(start as usize)
+                    .take(len as usize)
+                    .collect(),
+            )
         }
         Func::Split => {
             let (text, delim) = (s(0), s(1));
             let parts: Vec<serde_json::Value> = if delim.is_empty() {
                 vec![serde_json::Value::String(text)]
             } else {
-                text.split(delim.as_str()).map(|p| serde_json::Value::String(p.to_string())).collect()
+                text.split(delim.as_str())
+                    .map(|p| serde_json::Value::String(p.to_string()))
+                    .collect()
             };
             // With an index, only that part, still as an array (DOCS split-function.md).
             match args.get(2) {
                 Some(i) => match i.as_i64() {
-                    Some(k) if k >= 0 && (k as usize) < parts.len() => Dynamic(serde_json::Value::Array(vec![parts[k as usize].clone()])),
+                    Some(k) if k >= 0 && (k as usize) < parts.len() => {
+                        Dynamic(serde_json::Value::Array(vec![parts[k as usize].clone()]))
+                    }
                     _ => Null,
                 },
                 None => Dynamic(serde_json::Value::Array(parts)),
@@ -607,20 +715,34 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
                     return Ok(crate::column::coerce_value(a, ty));
                 }
             }
-            if ty == KqlType::String { String(std::string::String::new()) } else { Null }
+            if ty == KqlType::String {
+                String(std::string::String::new())
+            } else {
+                Null
+            }
         }
         Func::Extract => {
             let (pat, text) = (s(0), s(2));
-            let Some(group) = args[1].as_i64() else { return Ok(String(std::string::String::new())) };
+            let Some(group) = args[1].as_i64() else {
+                return Ok(String(std::string::String::new()));
+            };
             let r = re.get(&pat)?;
             match r.captures(&text) {
-                Some(c) => String(c.get(group.max(0) as usize).map_or("", |m| m.as_str()).to_string()),
+                Some(c) => String(
+                    c.get(group.max(0) as usize)
+                        .map_or("", |m| m.as_str())
+                        .to_string(),
+                ),
                 None => String(std::string::String::new()),
             }
         }
         Func::ReplaceString => {
             let (text, lookup, rep) = (s(0), s(1), s(2));
-            if lookup.is_empty() { String(text) } else { String(text.replace(&lookup, &rep)) }
+            if lookup.is_empty() {
+                String(text)
+            } else {
+                String(text.replace(&lookup, &rep))
+            }
         }
         Func::ArrayLength => match &args[0] {
             Dynamic(serde_json::Value::Array(a)) => Long(a.len() as i64),
@@ -642,7 +764,9 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             _ => Null,
         },
         Func::Round => {
-            let Some(x) = args[0].as_f64() else { return Ok(Null) };
+            let Some(x) = args[0].as_f64() else {
+                return Ok(Null);
+            };
             let digits = args.get(1).and_then(|d| d.as_i64()).unwrap_or(0);
             let p = 10f64.powi(digits as i32);
             let y = x * p;
@@ -650,7 +774,9 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             Real(y.round() / p)
         }
         Func::StartOfDay => match &args[0] {
-            DateTime(t) => DateTime(t.div_euclid(crate::types::ticks::PER_DAY) * crate::types::ticks::PER_DAY),
+            DateTime(t) => {
+                DateTime(t.div_euclid(crate::types::ticks::PER_DAY) * crate::types::ticks::PER_DAY)
+            }
             _ => Null,
         },
         Func::IndexOf => {
@@ -660,7 +786,9 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
                 None => Long(-1),
             }
         }
-        Func::PackArray => Dynamic(serde_json::Value::Array(args.iter().map(crate::exec::value_to_json).collect())),
+        Func::PackArray => Dynamic(serde_json::Value::Array(
+            args.iter().map(crate::exec::value_to_json).collect(),
+        )),
     })
 }
 

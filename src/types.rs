@@ -52,7 +52,10 @@ impl KqlType {
     }
 
     pub fn is_numeric(self) -> bool {
-        matches!(self, KqlType::Int | KqlType::Long | KqlType::Real | KqlType::Decimal)
+        matches!(
+            self,
+            KqlType::Int | KqlType::Long | KqlType::Real | KqlType::Decimal
+        )
     }
     pub fn is_integer(self) -> bool {
         matches!(self, KqlType::Int | KqlType::Long)
@@ -173,7 +176,14 @@ pub fn format_timespan(t: i64) -> String {
 /// A guid in its canonical lower-case form.
 pub fn format_guid(g: u128) -> String {
     let h = format!("{g:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 pub fn parse_guid(s: &str) -> Option<u128> {
@@ -195,7 +205,11 @@ pub fn format_real(r: f64) -> String {
     if r.is_nan() {
         "NaN".into()
     } else if r.is_infinite() {
-        if r > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if r > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         format!("{r:?}")
     }
@@ -235,13 +249,22 @@ mod tests {
     #[test]
     fn civil_round_trip() {
         assert_eq!(days_from_civil(1, 1, 1), 0);
-        assert_eq!(days_from_civil(1970, 1, 1) * ticks::PER_DAY, ticks::UNIX_EPOCH);
+        assert_eq!(
+            days_from_civil(1970, 1, 1) * ticks::PER_DAY,
+            ticks::UNIX_EPOCH
+        );
         for days in [-1000, 0, 1, 59, 60, 365, 719_162, 3_652_058] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days, "{days} -> {y}-{m}-{d}");
         }
-        assert_eq!(format_datetime(ticks::UNIX_EPOCH), "1970-01-01T00:00:00.0000000Z");
-        assert_eq!(format_datetime(ticks::MAX_DATETIME), "9999-12-31T23:59:59.9999999Z");
+        assert_eq!(
+            format_datetime(ticks::UNIX_EPOCH),
+            "1970-01-01T00:00:00.0000000Z"
+        );
+        assert_eq!(
+            format_datetime(ticks::MAX_DATETIME),
+            "9999-12-31T23:59:59.9999999Z"
+        );
         assert_eq!(format_datetime(0), "0001-01-01T00:00:00.0000000Z");
     }
 

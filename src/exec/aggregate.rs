@@ -32,7 +32,13 @@ pub fn key_part(v: &Value) -> KeyPart {
         Value::Bool(b) => KeyPart::Bool(*b),
         Value::Int(i) => KeyPart::Int(*i as i64),
         Value::Long(i) | Value::DateTime(i) | Value::TimeSpan(i) => KeyPart::Int(*i),
-        Value::Real(r) => KeyPart::Real(if r.is_nan() { f64::NAN.to_bits() } else if *r == 0.0 { 0 } else { r.to_bits() }),
+        Value::Real(r) => KeyPart::Real(if r.is_nan() {
+            f64::NAN.to_bits()
+        } else if *r == 0.0 {
+            0
+        } else {
+            r.to_bits()
+        }),
         Value::String(s) => KeyPart::Str(s.clone()),
         Value::Guid(g) => KeyPart::Guid(*g),
         Value::Dynamic(j) => KeyPart::Json(j.to_string()),
@@ -69,16 +75,32 @@ fn new_state(spec: &AggSpec) -> State {
         AggFunc::DCount | AggFunc::DCountIf => State::Distinct(HashSet::new()),
         AggFunc::MakeSet { .. } => State::Set(HashSet::new(), Vec::new()),
         AggFunc::MakeList { .. } => State::List(Vec::new()),
-        AggFunc::ArgMax | AggFunc::ArgMin => State::Arg(None, vec![Value::Null; spec.outputs.len()], false),
+        AggFunc::ArgMax | AggFunc::ArgMin => {
+            State::Arg(None, vec![Value::Null; spec.outputs.len()], false)
+        }
         AggFunc::TakeAny => State::Any(None, false),
     }
 }
 
 fn has_pred(f: AggFunc) -> bool {
-    matches!(f, AggFunc::CountIf | AggFunc::DCountIf | AggFunc::SumIf | AggFunc::AvgIf | AggFunc::MakeSet { if_: true } | AggFunc::MakeList { if_: true })
+    matches!(
+        f,
+        AggFunc::CountIf
+            | AggFunc::DCountIf
+            | AggFunc::SumIf
+            | AggFunc::AvgIf
+            | AggFunc::MakeSet { if_: true }
+            | AggFunc::MakeList { if_: true }
+    )
 }
 
-fn update(state: &mut State, spec: &AggSpec, args: &[Column], pred: Option<&arrow::array::BooleanArray>, i: usize) {
+fn update(
+    state: &mut State,
+    spec: &AggSpec,
+    args: &[Column],
+    pred: Option<&arrow::array::BooleanArray>,
+    i: usize,
+) {
     if let Some(p) = pred {
         if !(p.is_valid(i) && p.value(i)) {
             return;
@@ -89,20 +111,32 @@ fn update(state: &mut State, spec: &AggSpec, args: &[Column], pred: Option<&arro
         State::Count(n) => *n += 1,
         State::SumLong(s) => {
             let v = arg(0);
-            if let Some(x) = v.as_i64().or(match v { Value::TimeSpan(t) => Some(t), Value::Bool(b) => Some(b as i64), _ => None }) {
+            if let Some(x) = v.as_i64().or(match v {
+                Value::TimeSpan(t) => Some(t),
+                Value::Bool(b) => Some(b as i64),
+                _ => None,
+            }) {
                 *s = s.wrapping_add(x);
             }
         }
         State::SumReal(s) => {
             let v = arg(0);
-            let v = if let Value::Dynamic(j) = &v { json_to_value(j) } else { v };
+            let v = if let Value::Dynamic(j) = &v {
+                json_to_value(j)
+            } else {
+                v
+            };
             if let Some(x) = v.as_f64() {
                 *s += x;
             }
         }
         State::Avg(s, n) => {
             let v = arg(0);
-            let v = if let Value::Dynamic(j) = &v { json_to_value(j) } else { v };
+            let v = if let Value::Dynamic(j) = &v {
+                json_to_value(j)
+            } else {
+                v
+            };
             if let Some(x) = v.as_f64() {
                 *s += x;
                 *n += 1;
@@ -126,7 +160,9 @@ fn update(state: &mut State, spec: &AggSpec, args: &[Column], pred: Option<&arro
             let is_max = spec.func == AggFunc::Max;
             let better = match best {
                 None => true,
-                Some(b) => compare(&v, b).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() }),
+                Some(b) => {
+                    compare(&v, b).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() })
+                }
             };
             if better {
                 *best = Some(v);
@@ -192,7 +228,9 @@ fn update(state: &mut State, spec: &AggSpec, args: &[Column], pred: Option<&arro
             }
             let vals: Vec<Value> = (0..args.len()).map(arg).collect();
             // A single column reference prefers a non-null, non-empty value.
-            let ok = spec.outputs.len() != 1 || !matches!(&vals[0], Value::Null) && !matches!(&vals[0], Value::String(s) if s.is_empty());
+            let ok = spec.outputs.len() != 1
+                || !matches!(&vals[0], Value::Null)
+                    && !matches!(&vals[0], Value::String(s) if s.is_empty());
             if row.is_none() || ok {
                 *row = Some(vals);
                 *good = ok;
@@ -216,13 +254,27 @@ fn finish(state: State, spec: &AggSpec) -> Vec<Value> {
     let ty = spec.outputs[0].1;
     match state {
         State::Count(n) => vec![Value::Long(n)],
-        State::SumLong(s) => vec![if ty == KqlType::TimeSpan { Value::TimeSpan(s) } else { Value::Long(s) }],
+        State::SumLong(s) => vec![if ty == KqlType::TimeSpan {
+            Value::TimeSpan(s)
+        } else {
+            Value::Long(s)
+        }],
         State::SumReal(s) => vec![Value::Real(s)],
         State::Avg(s, n) => vec![Value::Real(if n == 0 { f64::NAN } else { s / n as f64 })],
-        State::AvgLong(s, n) => vec![Value::Real(if n == 0 { f64::NAN } else { s as f64 / n as f64 })],
-        State::MinMax(best, nan) => vec![if nan { Value::Real(f64::NAN) } else { best.unwrap_or(Value::Null) }],
+        State::AvgLong(s, n) => vec![Value::Real(if n == 0 {
+            f64::NAN
+        } else {
+            s as f64 / n as f64
+        })],
+        State::MinMax(best, nan) => vec![if nan {
+            Value::Real(f64::NAN)
+        } else {
+            best.unwrap_or(Value::Null)
+        }],
         State::Distinct(set) => vec![Value::Long(set.len() as i64)],
-        State::Set(_, items) | State::List(items) => vec![Value::Dynamic(serde_json::Value::Array(items))],
+        State::Set(_, items) | State::List(items) => {
+            vec![Value::Dynamic(serde_json::Value::Array(items))]
+        }
         State::Arg(_, row, _) => row,
         State::Any(row, _) => row.unwrap_or_else(|| vec![Value::Null; spec.outputs.len()]),
     }
@@ -243,13 +295,24 @@ pub fn aggregate(
         if chunk.len == 0 {
             continue;
         }
-        let key_cols = keys.iter().map(|k| eval(k, &chunk)).collect::<Result<Vec<_>>>()?;
+        let key_cols = keys
+            .iter()
+            .map(|k| eval(k, &chunk))
+            .collect::<Result<Vec<_>>>()?;
         let mut arg_cols = Vec::with_capacity(aggs.len());
         let mut preds = Vec::with_capacity(aggs.len());
         for spec in aggs {
             let mut args = spec.args.clone();
-            let pred = if has_pred(spec.func) { args.pop() } else { None };
-            arg_cols.push(args.iter().map(|a| eval(a, &chunk)).collect::<Result<Vec<_>>>()?);
+            let pred = if has_pred(spec.func) {
+                args.pop()
+            } else {
+                None
+            };
+            arg_cols.push(
+                args.iter()
+                    .map(|a| eval(a, &chunk))
+                    .collect::<Result<Vec<_>>>()?,
+            );
             preds.push(match pred {
                 Some(p) => Some(eval_bool(&p, &chunk)?),
                 None => None,
@@ -293,6 +356,10 @@ pub fn aggregate(
             }
         }
     }
-    let columns = cols.iter().zip(out_types).map(|(v, t)| Column::from_values(*t, v)).collect::<Result<Vec<_>>>()?;
+    let columns = cols
+        .iter()
+        .zip(out_types)
+        .map(|(v, t)| Column::from_values(*t, v))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Chunk::new(columns, ngroups))
 }

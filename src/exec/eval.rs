@@ -41,7 +41,13 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
                 .collect();
             Ok(Column::Bool(out))
         }
-        BKind::Str { op, negated, cs, left, right } => {
+        BKind::Str {
+            op,
+            negated,
+            cs,
+            left,
+            right,
+        } => {
             let lc = eval(left, chunk)?;
             if let Some(v) = right.as_literal() {
                 let needle = functions::to_display_string(v);
@@ -56,11 +62,22 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
             }
             Ok(Column::Bool(BooleanArray::from(out)))
         }
-        BKind::List { op, negated, cs, left, items } => {
+        BKind::List {
+            op,
+            negated,
+            cs,
+            left,
+            items,
+        } => {
             let lc = eval(left, chunk)?;
             Ok(Column::Bool(list_kernel(&lc, *op, *negated, *cs, items)?))
         }
-        BKind::Between { negated, expr, low, high } => {
+        BKind::Between {
+            negated,
+            expr,
+            low,
+            high,
+        } => {
             let (x, lo, hi) = (eval(expr, chunk)?, eval(low, chunk)?, eval(high, chunk)?);
             let out: BooleanArray = (0..n)
                 .map(|i| {
@@ -78,7 +95,9 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
             if let Some(c) = fast_compare(*op, &lc, &rc) {
                 return Ok(c);
             }
-            let vals = (0..n).map(|i| binary_value(*op, &lc.get(i), &rc.get(i))).collect::<Vec<_>>();
+            let vals = (0..n)
+                .map(|i| binary_value(*op, &lc.get(i), &rc.get(i)))
+                .collect::<Vec<_>>();
             Column::from_values(e.ty, &vals)
         }
         BKind::Neg(inner) => {
@@ -100,7 +119,10 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
             Column::from_values(e.ty, &vals)
         }
         BKind::Call(f, args) => {
-            let cols = args.iter().map(|a| eval(a, chunk)).collect::<Result<Vec<_>>>()?;
+            let cols = args
+                .iter()
+                .map(|a| eval(a, chunk))
+                .collect::<Result<Vec<_>>>()?;
             let mut re = RegexCache::new();
             let mut vals = Vec::with_capacity(n);
             let mut row = Vec::with_capacity(cols.len());
@@ -119,7 +141,10 @@ pub fn eval_bool(e: &BExpr, chunk: &Chunk) -> Result<BooleanArray> {
     match eval(e, chunk)? {
         Column::Bool(b) => Ok(b),
         Column::Dynamic(v) => Ok(v.iter().map(|j| j.as_bool()).collect()),
-        other => Err(Error::internal(format!("predicate evaluated to {}", other.kql_type()))),
+        other => Err(Error::internal(format!(
+            "predicate evaluated to {}",
+            other.kql_type()
+        ))),
     }
 }
 
@@ -138,7 +163,13 @@ fn str_of(c: &Column, i: usize) -> String {
 
 /// One string operator on one pair of strings: the single place that maps operators to
 /// the rules in `kernels::terms`.
-pub fn str_match(hay: &str, op: StrOp, cs: bool, needle: &str, re: &mut RegexCache) -> Result<bool> {
+pub fn str_match(
+    hay: &str,
+    op: StrOp,
+    cs: bool,
+    needle: &str,
+    re: &mut RegexCache,
+) -> Result<bool> {
     Ok(match op {
         StrOp::Equals => terms::equals(hay, needle, cs),
         StrOp::Has => terms::has(hay, needle, cs, TermMatch::Whole),
@@ -153,13 +184,23 @@ pub fn str_match(hay: &str, op: StrOp, cs: bool, needle: &str, re: &mut RegexCac
 
 /// A string operator with a constant needle over a whole column. The needle is
 /// case-mapped once; string columns are read in place.
-pub fn str_kernel(c: &Column, op: StrOp, negated: bool, cs: bool, needle: &str) -> Result<BooleanArray> {
+pub fn str_kernel(
+    c: &Column,
+    op: StrOp,
+    negated: bool,
+    cs: bool,
+    needle: &str,
+) -> Result<BooleanArray> {
     let mut re = RegexCache::new();
     let n = c.len();
     let mut out = Vec::with_capacity(n);
     match c {
         Column::String(a) => {
-            let folded_needle = if cs { needle.to_string() } else { terms::fold(needle).into_owned() };
+            let folded_needle = if cs {
+                needle.to_string()
+            } else {
+                terms::fold(needle).into_owned()
+            };
             let term = match op {
                 StrOp::Has => Some(TermMatch::Whole),
                 StrOp::HasPrefix => Some(TermMatch::Prefix),
@@ -192,7 +233,13 @@ pub fn str_kernel(c: &Column, op: StrOp, negated: bool, cs: bool, needle: &str) 
     Ok(BooleanArray::from(out))
 }
 
-fn list_kernel(c: &Column, op: ListOp, negated: bool, cs: bool, items: &[Value]) -> Result<BooleanArray> {
+fn list_kernel(
+    c: &Column,
+    op: ListOp,
+    negated: bool,
+    cs: bool,
+    items: &[Value],
+) -> Result<BooleanArray> {
     let n = c.len();
     match op {
         ListOp::HasAny | ListOp::HasAll => {
@@ -200,15 +247,27 @@ fn list_kernel(c: &Column, op: ListOp, negated: bool, cs: bool, items: &[Value])
                 .iter()
                 .map(|v| {
                     let s = functions::to_display_string(v);
-                    if cs { s } else { terms::fold(&s).into_owned() }
+                    if cs {
+                        s
+                    } else {
+                        terms::fold(&s).into_owned()
+                    }
                 })
                 .collect();
             let mut out = Vec::with_capacity(n);
             for i in 0..n {
                 let hay = str_of(c, i);
-                let hay = if cs { hay } else { terms::fold(&hay).into_owned() };
+                let hay = if cs {
+                    hay
+                } else {
+                    terms::fold(&hay).into_owned()
+                };
                 let hit = |nd: &String| terms::has_term(&hay, nd, TermMatch::Whole);
-                let m = if op == ListOp::HasAny { needles.iter().any(hit) } else { needles.iter().all(hit) };
+                let m = if op == ListOp::HasAny {
+                    needles.iter().any(hit)
+                } else {
+                    needles.iter().all(hit)
+                };
                 out.push(Some(m != negated));
             }
             Ok(BooleanArray::from(out))
@@ -221,13 +280,21 @@ fn list_kernel(c: &Column, op: ListOp, negated: bool, cs: bool, items: &[Value])
                     .filter(|v| !v.is_null())
                     .map(|v| {
                         let s = functions::to_display_string(v);
-                        if cs { s } else { terms::fold(&s).into_owned() }
+                        if cs {
+                            s
+                        } else {
+                            terms::fold(&s).into_owned()
+                        }
                     })
                     .collect();
                 let out: BooleanArray = (0..n)
                     .map(|i| {
                         let s = Column::str_at(a, i);
-                        let hit = if cs { set.contains(s) } else { set.contains(terms::fold(s).as_ref()) };
+                        let hit = if cs {
+                            set.contains(s)
+                        } else {
+                            set.contains(terms::fold(s).as_ref())
+                        };
                         Some(hit != negated)
                     })
                     .collect();
@@ -241,7 +308,9 @@ fn list_kernel(c: &Column, op: ListOp, negated: bool, cs: bool, items: &[Value])
                         return Some(negated);
                     }
                     let hit = items.iter().any(|it| match (&v, it) {
-                        (Value::String(a), b) if !cs => terms::equals(a, &functions::to_display_string(b), false),
+                        (Value::String(a), b) if !cs => {
+                            terms::equals(a, &functions::to_display_string(b), false)
+                        }
                         _ => values_equal(&v, it) == Some(true),
                     });
                     Some(hit != negated)
@@ -255,7 +324,9 @@ fn list_kernel(c: &Column, op: ListOp, negated: bool, cs: bool, items: &[Value])
 /// Vectorised comparisons of two long-like columns (long, datetime, timespan).
 fn fast_compare(op: BinOp, l: &Column, r: &Column) -> Option<Column> {
     let (a, b) = match (l, r) {
-        (Column::Long(a), Column::Long(b)) | (Column::DateTime(a), Column::DateTime(b)) | (Column::TimeSpan(a), Column::TimeSpan(b)) => (a, b),
+        (Column::Long(a), Column::Long(b))
+        | (Column::DateTime(a), Column::DateTime(b))
+        | (Column::TimeSpan(a), Column::TimeSpan(b)) => (a, b),
         _ => return None,
     };
     let f: fn(i64, i64) -> bool = match op {
@@ -295,16 +366,25 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     let (a, b) = (unwrap_dynamic(a), unwrap_dynamic(b));
     match (&a, &b) {
         (Value::Null, _) | (_, Value::Null) => None,
-        (Value::Int(_) | Value::Long(_), Value::Int(_) | Value::Long(_)) => a.as_i64()?.partial_cmp(&b.as_i64()?),
-        (Value::Int(_) | Value::Long(_) | Value::Real(_), Value::Int(_) | Value::Long(_) | Value::Real(_)) => {
-            a.as_f64()?.partial_cmp(&b.as_f64()?)
+        (Value::Int(_) | Value::Long(_), Value::Int(_) | Value::Long(_)) => {
+            a.as_i64()?.partial_cmp(&b.as_i64()?)
         }
+        (
+            Value::Int(_) | Value::Long(_) | Value::Real(_),
+            Value::Int(_) | Value::Long(_) | Value::Real(_),
+        ) => a.as_f64()?.partial_cmp(&b.as_f64()?),
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
-        (Value::DateTime(x), Value::DateTime(y)) | (Value::TimeSpan(x), Value::TimeSpan(y)) => Some(x.cmp(y)),
+        (Value::DateTime(x), Value::DateTime(y)) | (Value::TimeSpan(x), Value::TimeSpan(y)) => {
+            Some(x.cmp(y))
+        }
         (Value::Guid(x), Value::Guid(y)) => Some(x.cmp(y)),
-        (Value::Guid(x), Value::String(y)) => Some(crate::types::format_guid(*x).cmp(&y.to_lowercase())),
-        (Value::String(x), Value::Guid(y)) => Some(x.to_lowercase().cmp(&crate::types::format_guid(*y))),
+        (Value::Guid(x), Value::String(y)) => {
+            Some(crate::types::format_guid(*x).cmp(&y.to_lowercase()))
+        }
+        (Value::String(x), Value::Guid(y)) => {
+            Some(x.to_lowercase().cmp(&crate::types::format_guid(*y)))
+        }
         (Value::Dynamic(x), Value::Dynamic(y)) => (x == y).then_some(Ordering::Equal),
         _ => None,
     }
@@ -356,7 +436,13 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Value {
             BinOp::Add => x.checked_add(*y).map_or(Null, TimeSpan),
             BinOp::Sub => x.checked_sub(*y).map_or(Null, TimeSpan),
             BinOp::Div => Real(*x as f64 / *y as f64),
-            BinOp::Mod => if *y == 0 { Null } else { TimeSpan(x.rem_euclid(*y)) },
+            BinOp::Mod => {
+                if *y == 0 {
+                    Null
+                } else {
+                    TimeSpan(x.rem_euclid(*y))
+                }
+            }
             _ => Null,
         },
         (TimeSpan(x), n) | (n, TimeSpan(x)) if op == BinOp::Mul => match n.as_f64() {
@@ -373,9 +459,21 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Value {
                 BinOp::Add => Some(x.wrapping_add(y)),
                 BinOp::Sub => Some(x.wrapping_sub(y)),
                 BinOp::Mul => Some(x.wrapping_mul(y)),
-                BinOp::Div => if y == 0 { None } else { Some(x.wrapping_div(y)) },
+                BinOp::Div => {
+                    if y == 0 {
+                        None
+                    } else {
+                        Some(x.wrapping_div(y))
+                    }
+                }
                 // `%` is never negative (DOCS numerical-operators.md; EMU-K2S -5 % 3 = 1).
-                BinOp::Mod => if y == 0 { None } else { Some(x.rem_euclid(y)) },
+                BinOp::Mod => {
+                    if y == 0 {
+                        None
+                    } else {
+                        Some(x.rem_euclid(y))
+                    }
+                }
                 _ => None,
             };
             r.map_or(Null, Long)
@@ -410,18 +508,35 @@ pub fn describe(e: &BExpr, schema: &crate::plan::Schema) -> String {
     };
     match &e.kind {
         BKind::Binary(op @ (BinOp::And | BinOp::Or), l, r) => {
-            format!("({} {} {})", describe(l, schema), if *op == BinOp::And { "and" } else { "or" }, describe(r, schema))
+            format!(
+                "({} {} {})",
+                describe(l, schema),
+                if *op == BinOp::And { "and" } else { "or" },
+                describe(r, schema)
+            )
         }
-        BKind::Str { op, negated, cs, left, right } if right.as_literal().is_some() => format!(
+        BKind::Str {
+            op,
+            negated,
+            cs,
+            left,
+            right,
+        } if right.as_literal().is_some() => format!(
             "{} {}{:?}{} {} [kernel: {}]",
             col(left),
             if *negated { "!" } else { "" },
             op,
             if *cs { "_cs" } else { "" },
             col(right),
-            if matches!(left.ty, KqlType::String) { "string column scan, needle case-mapped once" } else { "row loop" }
+            if matches!(left.ty, KqlType::String) {
+                "string column scan, needle case-mapped once"
+            } else {
+                "row loop"
+            }
         ),
-        BKind::List { op, left, items, .. } => format!(
+        BKind::List {
+            op, left, items, ..
+        } => format!(
             "{} {:?} ({} items) [kernel: {}]",
             col(left),
             op,
@@ -431,7 +546,12 @@ pub fn describe(e: &BExpr, schema: &crate::plan::Schema) -> String {
                 _ => "term match per needle",
             }
         ),
-        BKind::Between { expr, low, high, negated } => format!(
+        BKind::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => format!(
             "{} {}between ({} .. {}) [kernel: range compare]",
             col(expr),
             if *negated { "!" } else { "" },

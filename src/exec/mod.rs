@@ -23,7 +23,8 @@ pub fn value_to_json(v: &Value) -> serde_json::Value {
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
         Value::Long(i) => J::from(*i),
-        Value::Real(r) => serde_json::Number::from_f64(*r).map_or_else(|| J::String(crate::types::format_real(*r)), J::Number),
+        Value::Real(r) => serde_json::Number::from_f64(*r)
+            .map_or_else(|| J::String(crate::types::format_real(*r)), J::Number),
         Value::String(s) => J::String(s.clone()),
         Value::DateTime(t) => J::String(format_datetime(*t)),
         Value::TimeSpan(t) => J::String(format_timespan(*t)),
@@ -38,7 +39,9 @@ pub fn json_to_value(j: &serde_json::Value) -> Value {
     match j {
         J::Null => Value::Null,
         J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => n.as_i64().map_or_else(|| Value::Real(n.as_f64().unwrap_or(f64::NAN)), Value::Long),
+        J::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Value::Real(n.as_f64().unwrap_or(f64::NAN)), Value::Long),
         J::String(s) => Value::String(s.clone()),
         other => Value::Dynamic(other.clone()),
     }
@@ -67,7 +70,12 @@ pub fn concat_chunks(schema: &Schema, chunks: &[Chunk]) -> Result<Chunk> {
     let columns = schema
         .iter()
         .enumerate()
-        .map(|(i, (_, t))| Column::concat(*t, &chunks.iter().map(|c| &c.columns[i]).collect::<Vec<_>>()))
+        .map(|(i, (_, t))| {
+            Column::concat(
+                *t,
+                &chunks.iter().map(|c| &c.columns[i]).collect::<Vec<_>>(),
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Chunk::new(columns, len))
 }
@@ -94,11 +102,20 @@ fn or_into(a: &mut [bool], b: &[bool]) {
 
 /// Streams the plan's output; `needed[i]` says whether the caller reads output column i
 /// (others may come back as `Column::Pruned`).
-pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Result<ChunkStream<'a>> {
+pub fn execute<'a>(
+    plan: &'a Plan,
+    catalog: &'a Catalog,
+    needed: &[bool],
+) -> Result<ChunkStream<'a>> {
     match plan {
         Plan::Scan { table, .. } => {
-            let t = catalog.get(table).ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
-            t.scan(&ScanRequest { needed: needed.to_vec(), time_range: None })
+            let t = catalog
+                .get(table)
+                .ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
+            t.scan(&ScanRequest {
+                needed: needed.to_vec(),
+                time_range: None,
+            })
         }
         Plan::Values { chunk, .. } => Ok(Box::new(std::iter::once(Ok(chunk.clone())))),
         Plan::Filter { input, pred } => {
@@ -125,7 +142,12 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
         }
         Plan::Project { input, exprs, .. } => {
             let width = input.schema().len();
-            let used: Vec<&BExpr> = exprs.iter().zip(needed).filter(|(_, n)| **n).map(|(e, _)| e).collect();
+            let used: Vec<&BExpr> = exprs
+                .iter()
+                .zip(needed)
+                .filter(|(_, n)| **n)
+                .map(|(e, _)| e)
+                .collect();
             let need = needed_by(&used, width);
             let inner = execute(input, catalog, &need)?;
             let needed = needed.to_vec();
@@ -134,12 +156,24 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
                 let columns = exprs
                     .iter()
                     .zip(&needed)
-                    .map(|(e, n)| if *n { eval::eval(e, &c) } else { Ok(Column::Pruned(e.ty, c.len)) })
+                    .map(|(e, n)| {
+                        if *n {
+                            eval::eval(e, &c)
+                        } else {
+                            Ok(Column::Pruned(e.ty, c.len))
+                        }
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(Chunk::new(columns, c.len))
             })))
         }
-        Plan::Aggregate { input, keys, aggs, schema, .. } => {
+        Plan::Aggregate {
+            input,
+            keys,
+            aggs,
+            schema,
+            ..
+        } => {
             let mut exprs: Vec<&BExpr> = keys.iter().collect();
             for a in aggs {
                 exprs.extend(a.args.iter());
@@ -170,7 +204,11 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
                 Some(c.map(|c| {
                     let take = c.len.min(left);
                     left -= take;
-                    if take == c.len { c } else { c.slice(0, take) }
+                    if take == c.len {
+                        c
+                    } else {
+                        c.slice(0, take)
+                    }
                 }))
             })))
         }
@@ -183,7 +221,11 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
             let col = Column::from_values(KqlType::Long, &[Value::Long(total)])?;
             Ok(Box::new(std::iter::once(Ok(Chunk::new(vec![col], 1)))))
         }
-        Plan::Union { inputs, schema, with_source } => {
+        Plan::Union {
+            inputs,
+            schema,
+            with_source,
+        } => {
             let off = usize::from(*with_source);
             let mut streams: Vec<ChunkStream<'a>> = Vec::new();
             for (p, mapping, name) in inputs {
@@ -204,7 +246,11 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
                     let c = c?;
                     let mut columns = Vec::with_capacity(schema.len());
                     if with_source {
-                        columns.push(Column::from_scalar(&Value::String(name.clone()), KqlType::String, c.len)?);
+                        columns.push(Column::from_scalar(
+                            &Value::String(name.clone()),
+                            KqlType::String,
+                            c.len,
+                        )?);
                     }
                     for (k, m) in mapping.iter().enumerate() {
                         let ty = schema[k + off].1;
@@ -224,8 +270,14 @@ pub fn execute<'a>(plan: &'a Plan, catalog: &'a Catalog, needed: &[bool]) -> Res
 /// Stable sort by the keys: asc puts nulls first, desc last, unless told otherwise; NaN
 /// sorts with nulls (DOCS sort-operator.md).
 pub fn sort_chunk(chunk: &Chunk, keys: &[SortSpec]) -> Result<Chunk> {
-    let cols = keys.iter().map(|k| eval::eval(&k.expr, chunk)).collect::<Result<Vec<_>>>()?;
-    let vals: Vec<Vec<Value>> = cols.iter().map(|c| (0..chunk.len).map(|i| c.get(i)).collect()).collect();
+    let cols = keys
+        .iter()
+        .map(|k| eval::eval(&k.expr, chunk))
+        .collect::<Result<Vec<_>>>()?;
+    let vals: Vec<Vec<Value>> = cols
+        .iter()
+        .map(|c| (0..chunk.len).map(|i| c.get(i)).collect())
+        .collect();
     let mut idx: Vec<u32> = (0..chunk.len as u32).collect();
     let is_nullish = |v: &Value| v.is_null() || matches!(v, Value::Real(r) if r.is_nan());
     idx.sort_by(|&a, &b| {
@@ -233,11 +285,27 @@ pub fn sort_chunk(chunk: &Chunk, keys: &[SortSpec]) -> Result<Chunk> {
             let (x, y) = (&vals[k][a as usize], &vals[k][b as usize]);
             let o = match (is_nullish(x), is_nullish(y)) {
                 (true, true) => Ordering::Equal,
-                (true, false) => if spec.nulls_first { Ordering::Less } else { Ordering::Greater },
-                (false, true) => if spec.nulls_first { Ordering::Greater } else { Ordering::Less },
+                (true, false) => {
+                    if spec.nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if spec.nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
                 _ => {
                     let o = eval::compare(x, y).unwrap_or(Ordering::Equal);
-                    if spec.desc { o.reverse() } else { o }
+                    if spec.desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
                 }
             };
             if o != Ordering::Equal {

@@ -53,7 +53,9 @@ pub enum TermMatch {
 /// The term rule: does `hay` contain `needle` as a term (or term prefix/suffix)?
 /// Both strings must already be case-mapped alike (or not at all, for `_cs`).
 pub fn has_term(hay: &str, needle: &str, mode: TermMatch) -> bool {
-    let Some(first) = needle.chars().next() else { return true };
+    let Some(first) = needle.chars().next() else {
+        return true;
+    };
     let last = needle.chars().next_back().unwrap_or(first);
     let check_left = is_term_char(first) && mode != TermMatch::Suffix;
     let check_right = is_term_char(last) && mode != TermMatch::Prefix;
@@ -61,7 +63,11 @@ pub fn has_term(hay: &str, needle: &str, mode: TermMatch) -> bool {
     while let Some(pos) = memchr::memmem::find(&hay.as_bytes()[from..], needle.as_bytes()) {
         let i = from + pos;
         let j = i + needle.len();
-        let left_ok = !check_left || hay[..i].chars().next_back().is_none_or(|c| !is_term_char(c));
+        let left_ok = !check_left
+            || hay[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_term_char(c));
         let right_ok = !check_right || hay[j..].chars().next().is_none_or(|c| !is_term_char(c));
         if left_ok && right_ok {
             return true;
@@ -98,7 +104,8 @@ pub fn starts_with(hay: &str, needle: &str, cs: bool) -> bool {
     if cs {
         hay.starts_with(needle)
     } else if hay.is_ascii() && needle.is_ascii() {
-        hay.len() >= needle.len() && hay.as_bytes()[..needle.len()].eq_ignore_ascii_case(needle.as_bytes())
+        hay.len() >= needle.len()
+            && hay.as_bytes()[..needle.len()].eq_ignore_ascii_case(needle.as_bytes())
     } else {
         fold(hay).starts_with(&*fold(needle))
     }
@@ -108,7 +115,8 @@ pub fn ends_with(hay: &str, needle: &str, cs: bool) -> bool {
     if cs {
         hay.ends_with(needle)
     } else if hay.is_ascii() && needle.is_ascii() {
-        hay.len() >= needle.len() && hay.as_bytes()[hay.len() - needle.len()..].eq_ignore_ascii_case(needle.as_bytes())
+        hay.len() >= needle.len()
+            && hay.as_bytes()[hay.len() - needle.len()..].eq_ignore_ascii_case(needle.as_bytes())
     } else {
         fold(hay).ends_with(&*fold(needle))
     }
@@ -132,7 +140,10 @@ fn ascii_find_ci(hay: &[u8], needle: &[u8]) -> bool {
     if needle.len() > hay.len() {
         return false;
     }
-    let (lo, up) = (needle[0].to_ascii_lowercase(), needle[0].to_ascii_uppercase());
+    let (lo, up) = (
+        needle[0].to_ascii_lowercase(),
+        needle[0].to_ascii_uppercase(),
+    );
     let last_start = hay.len() - needle.len();
     for i in memchr::memchr2_iter(lo, up, &hay[..=last_start]) {
         if hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
@@ -189,7 +200,11 @@ mod tests {
             ("Straße", "STRASSE", false),
         ];
         for (hay, needle, want) in cases {
-            assert_eq!(has(hay, needle, false, TermMatch::Whole), *want, "{hay:?} has {needle:?}");
+            assert_eq!(
+                has(hay, needle, false, TermMatch::Whole),
+                *want,
+                "{hay:?} has {needle:?}"
+            );
         }
     }
 
@@ -199,7 +214,13 @@ mod tests {
         assert!(!has("HELLO", "hello", true, TermMatch::Whole));
         assert!(has("category", "cat", false, TermMatch::Prefix));
         assert!(!has("scatter", "cat", false, TermMatch::Prefix));
-        for (hay, want) in [("end.", true), ("end ", true), ("end", true), ("ending", false), ("the end", true)] {
+        for (hay, want) in [
+            ("end.", true),
+            ("end ", true),
+            ("end", true),
+            ("ending", false),
+            ("the end", true),
+        ] {
             assert_eq!(has(hay, "end", false, TermMatch::Suffix), want, "{hay}");
         }
     }

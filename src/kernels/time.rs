@@ -10,7 +10,9 @@ pub fn unit_ticks(suffix: &str) -> Option<f64> {
         "h" | "hr" | "hrs" | "hour" | "hours" => ticks::PER_HOUR as f64,
         "m" | "min" | "minute" | "minutes" => ticks::PER_MINUTE as f64,
         "s" | "sec" | "second" | "seconds" => ticks::PER_SECOND as f64,
-        "ms" | "milli" | "millis" | "millisec" | "millisecond" | "milliseconds" => ticks::PER_MILLI as f64,
+        "ms" | "milli" | "millis" | "millisec" | "millisecond" | "milliseconds" => {
+            ticks::PER_MILLI as f64
+        }
         "micro" | "micros" | "microsec" | "microsecond" | "microseconds" => ticks::PER_MICRO as f64,
         "nano" | "nanos" | "nanosec" | "nanosecond" | "nanoseconds" => 0.01,
         "tick" | "ticks" => 1.0,
@@ -72,7 +74,11 @@ pub fn parse_timespan_clock(t: &str) -> Option<i64> {
     if minutes >= 60 || secs >= 60 {
         return None;
     }
-    let v = days * ticks::PER_DAY + hours * ticks::PER_HOUR + minutes * ticks::PER_MINUTE + secs * ticks::PER_SECOND + frac;
+    let v = days * ticks::PER_DAY
+        + hours * ticks::PER_HOUR
+        + minutes * ticks::PER_MINUTE
+        + secs * ticks::PER_SECOND
+        + frac;
     Some(if neg { -v } else { v })
 }
 
@@ -111,9 +117,15 @@ fn parse_iso(t: &str) -> Option<i64> {
     let dash2 = rest.find('-')?;
     let month: u32 = rest[..dash2].parse().ok()?;
     let rest = &rest[dash2 + 1..];
-    let day_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let day_len = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let day: u32 = rest[..day_len].parse().ok()?;
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || !(1..=9999).contains(&year) {
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || !(1..=9999).contains(&year)
+    {
         return None;
     }
     let mut v = days_from_civil(year, month, day) * ticks::PER_DAY;
@@ -127,7 +139,9 @@ fn parse_iso(t: &str) -> Option<i64> {
         return None;
     }
     // Time of day: hh:mm[:ss[.f]]
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.'))
+        .unwrap_or(rest.len());
     let clock = &rest[..end];
     if !clock.is_empty() {
         let parts: Vec<&str> = clock.split(':').collect();
@@ -185,14 +199,23 @@ fn parse_rfc(t: &str) -> Option<i64> {
     if day == 0 || day > days_in_month(year, month) {
         return None;
     }
-    let iso = format!("{year:04}-{month:02}-{day:02}T{} {}", fields[3], fields.get(4).copied().unwrap_or("GMT"));
+    let iso = format!(
+        "{year:04}-{month:02}-{day:02}T{} {}",
+        fields[3],
+        fields.get(4).copied().unwrap_or("GMT")
+    );
     parse_iso(&iso)
 }
 
 fn month_number(m: &str) -> Option<u32> {
-    let names = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    let names = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
     let l = m.to_ascii_lowercase();
-    names.iter().position(|n| l.starts_with(n)).map(|i| i as u32 + 1)
+    names
+        .iter()
+        .position(|n| l.starts_with(n))
+        .map(|i| i as u32 + 1)
 }
 
 pub fn days_in_month(y: i64, m: u32) -> u32 {
@@ -237,17 +260,33 @@ mod tests {
         let cases = [
             ("2015-12-31 23:59:59.9", "2015-12-31T23:59:59.9000000Z"),
             ("2015-12-31", "2015-12-31T00:00:00.0000000Z"),
-            ("2014-05-25T08:20:03.123456Z", "2014-05-25T08:20:03.1234560Z"),
+            (
+                "2014-05-25T08:20:03.123456Z",
+                "2014-05-25T08:20:03.1234560Z",
+            ),
             ("2014-05-25T08:20", "2014-05-25T08:20:00.0000000Z"),
-            ("2023-06-19T08:22:54.6623324Z", "2023-06-19T08:22:54.6623324Z"),
+            (
+                "2023-06-19T08:22:54.6623324Z",
+                "2023-06-19T08:22:54.6623324Z",
+            ),
             ("2014-11-08 15:55:55+01:00", "2014-11-08T14:55:55.0000000Z"),
             ("Sat, 8 Nov 14 15:05:02 GMT", "2014-11-08T15:05:02.0000000Z"),
-            ("Saturday, 08-Nov-14 15:05:02 GMT", "2014-11-08T15:05:02.0000000Z"),
+            (
+                "Saturday, 08-Nov-14 15:05:02 GMT",
+                "2014-11-08T15:05:02.0000000Z",
+            ),
             ("0001-01-01", "0001-01-01T00:00:00.0000000Z"),
-            ("9999-12-31 23:59:59.9999999", "9999-12-31T23:59:59.9999999Z"),
+            (
+                "9999-12-31 23:59:59.9999999",
+                "9999-12-31T23:59:59.9999999Z",
+            ),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_datetime(text).map(format_datetime).as_deref(), Some(want), "{text}");
+            assert_eq!(
+                parse_datetime(text).map(format_datetime).as_deref(),
+                Some(want),
+                "{text}"
+            );
         }
         for bad in ["2015-13-01", "2015-02-30", "yesterday", "2015-01-01 25:00"] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
@@ -261,8 +300,14 @@ mod tests {
             ("2", 2 * ticks::PER_DAY),
             ("15 seconds", 15 * ticks::PER_SECOND),
             ("1.5h", 90 * ticks::PER_MINUTE),
-            ("0.12:34:56.7", 12 * ticks::PER_HOUR + 34 * ticks::PER_MINUTE + 56 * ticks::PER_SECOND + 7_000_000),
-            ("12:34:56", 12 * ticks::PER_HOUR + 34 * ticks::PER_MINUTE + 56 * ticks::PER_SECOND),
+            (
+                "0.12:34:56.7",
+                12 * ticks::PER_HOUR + 34 * ticks::PER_MINUTE + 56 * ticks::PER_SECOND + 7_000_000,
+            ),
+            (
+                "12:34:56",
+                12 * ticks::PER_HOUR + 34 * ticks::PER_MINUTE + 56 * ticks::PER_SECOND,
+            ),
             ("-1.00:00:00", -ticks::PER_DAY),
             ("100nanos", 1),
             ("3tick", 3),
@@ -276,9 +321,15 @@ mod tests {
     #[test]
     fn bin_origin() {
         let t = parse_datetime("1955-11-05").unwrap();
-        assert_eq!(format_datetime(bin_i64(t, 7 * ticks::PER_DAY).unwrap()), "1955-10-31T00:00:00.0000000Z");
+        assert_eq!(
+            format_datetime(bin_i64(t, 7 * ticks::PER_DAY).unwrap()),
+            "1955-10-31T00:00:00.0000000Z"
+        );
         let t = parse_datetime("1969-12-31 23:30").unwrap();
-        assert_eq!(format_datetime(bin_i64(t, ticks::PER_HOUR).unwrap()), "1969-12-31T23:00:00.0000000Z");
+        assert_eq!(
+            format_datetime(bin_i64(t, ticks::PER_HOUR).unwrap()),
+            "1969-12-31T23:00:00.0000000Z"
+        );
         assert_eq!(bin_i64(16, 7), Some(14));
         assert_eq!(bin_i64(-1, 7), Some(-7));
         assert_eq!(bin_i64(5, 0), None);

@@ -27,7 +27,12 @@ pub struct Binder<'a> {
 }
 
 pub fn bind_query(q: &Query, catalog: &Catalog, now: i64) -> Result<Plan> {
-    let mut b = Binder { catalog, now, scalars: HashMap::new(), tabulars: HashMap::new() };
+    let mut b = Binder {
+        catalog,
+        now,
+        scalars: HashMap::new(),
+        tabulars: HashMap::new(),
+    };
     let mut result = None;
     for st in &q.statements {
         match st {
@@ -56,13 +61,21 @@ pub fn bind_query(q: &Query, catalog: &Catalog, now: i64) -> Result<Plan> {
             },
             Statement::Tabular(t) => {
                 if result.is_some() {
-                    return Err(Error::unsupported("several tabular statements (more than one result set)", t.span));
+                    return Err(Error::unsupported(
+                        "several tabular statements (more than one result set)",
+                        t.span,
+                    ));
                 }
                 result = Some(b.bind_tabular(t)?);
             }
         }
     }
-    result.ok_or_else(|| Error::semantic("the query has no tabular expression to return", Span::default()))
+    result.ok_or_else(|| {
+        Error::semantic(
+            "the query has no tabular expression to return",
+            Span::default(),
+        )
+    })
 }
 
 fn expr_columns_unique(schema: &Schema, name: &str) -> bool {
@@ -74,11 +87,17 @@ fn unique_name(base: &str, taken: &[String]) -> String {
     if !taken.iter().any(|t| t == base) {
         return base.to_string();
     }
-    (1..).map(|i| format!("{base}{i}")).find(|c| !taken.iter().any(|t| t == c)).unwrap_or_default()
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|c| !taken.iter().any(|t| t == c))
+        .unwrap_or_default()
 }
 
 fn default_column_name(taken: &[String]) -> String {
-    (1..).map(|i| format!("Column{i}")).find(|c| !taken.iter().any(|t| t == c)).unwrap_or_default()
+    (1..)
+        .map(|i| format!("Column{i}"))
+        .find(|c| !taken.iter().any(|t| t == c))
+        .unwrap_or_default()
 }
 
 /// The column name Kusto gives an unnamed expression: a column reference keeps its
@@ -87,8 +106,8 @@ fn expr_name(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Name(n) => Some(n.clone()),
         ExprKind::Call { name, args } if !args.is_empty() => match name.name.as_str() {
-            "bin" | "floor" | "tostring" | "toint" | "tolong" | "todouble" | "toreal" | "tobool" | "todatetime"
-            | "totimespan" | "toguid" => expr_name(&args[0]),
+            "bin" | "floor" | "tostring" | "toint" | "tolong" | "todouble" | "toreal"
+            | "tobool" | "todatetime" | "totimespan" | "toguid" => expr_name(&args[0]),
             _ => None,
         },
         _ => None,
@@ -105,7 +124,10 @@ impl<'a> Binder<'a> {
             return Some(p.clone());
         }
         let t = self.catalog.get(name)?;
-        Some(Plan::Scan { table: name.to_string(), schema: t.schema().ok()? })
+        Some(Plan::Scan {
+            table: name.to_string(),
+            schema: t.schema().ok()?,
+        })
     }
 
     fn fold(&self, e: &BExpr) -> Result<Value> {
@@ -135,21 +157,37 @@ impl<'a> Binder<'a> {
                     return Ok(p);
                 }
                 if self.scalars.contains_key(&id.name) {
-                    return Err(Error::semantic(format!("'{}' is a scalar, not a table", id.name), id.span));
+                    return Err(Error::semantic(
+                        format!("'{}' is a scalar, not a table", id.name),
+                        id.span,
+                    ));
                 }
                 let mut cands: Vec<&str> = self.catalog.keys().map(String::as_str).collect();
                 cands.extend(self.tabulars.keys().map(String::as_str));
                 let hint = if cands.is_empty() {
                     " (no tables were given)".to_string()
                 } else {
-                    format!("; closest available: {}", closest(&id.name, cands).join(", "))
+                    format!(
+                        "; closest available: {}",
+                        closest(&id.name, cands).join(", ")
+                    )
                 };
-                Err(Error::semantic(format!("unknown table '{}'{hint}", id.name), id.span))
+                Err(Error::semantic(
+                    format!("unknown table '{}'{hint}", id.name),
+                    id.span,
+                ))
             }
-            Source::Datatable { schema, values, span } => {
+            Source::Datatable {
+                schema,
+                values,
+                span,
+            } => {
                 let ncols = schema.len();
                 if ncols == 0 {
-                    return Err(Error::semantic("datatable needs at least one column", *span));
+                    return Err(Error::semantic(
+                        "datatable needs at least one column",
+                        *span,
+                    ));
                 }
                 if values.len() % ncols != 0 {
                     return Err(Error::semantic(
@@ -175,7 +213,11 @@ impl<'a> Binder<'a> {
                     .collect::<Result<Vec<_>>>()
                     .map_err(|e| e.at(*span))?;
                 let out_schema: Schema = schema.iter().map(|(n, t)| (n.name.clone(), *t)).collect();
-                Ok(Plan::Values { schema: out_schema, chunk: Chunk::new(columns, nrows), label: "datatable" })
+                Ok(Plan::Values {
+                    schema: out_schema,
+                    chunk: Chunk::new(columns, nrows),
+                    label: "datatable",
+                })
             }
             Source::Print { exprs, .. } => {
                 let mut schema: Schema = Vec::new();
@@ -191,35 +233,77 @@ impl<'a> Binder<'a> {
                     columns.push(Column::from_scalar(&v, be.ty, 1)?);
                     schema.push((name, be.ty));
                 }
-                Ok(Plan::Values { schema, chunk: Chunk::new(columns, 1), label: "print" })
+                Ok(Plan::Values {
+                    schema,
+                    chunk: Chunk::new(columns, 1),
+                    label: "print",
+                })
             }
-            Source::Range { column, from, to, step, span } => {
+            Source::Range {
+                column,
+                from,
+                to,
+                step,
+                span,
+            } => {
                 let empty = Vec::new();
-                let (f, t, s) = (self.bind_expr(from, &empty)?, self.bind_expr(to, &empty)?, self.bind_expr(step, &empty)?);
+                let (f, t, s) = (
+                    self.bind_expr(from, &empty)?,
+                    self.bind_expr(to, &empty)?,
+                    self.bind_expr(step, &empty)?,
+                );
                 let (fv, tv, sv) = (self.fold(&f)?, self.fold(&t)?, self.fold(&s)?);
                 let (ty, a, b, st) = match (&fv, &tv, &sv) {
-                    (Value::DateTime(a), Value::DateTime(b), Value::TimeSpan(s)) => (KqlType::DateTime, *a, *b, *s),
-                    (Value::TimeSpan(a), Value::TimeSpan(b), Value::TimeSpan(s)) => (KqlType::TimeSpan, *a, *b, *s),
-                    (a, b, s) if a.as_i64().is_some() && b.as_i64().is_some() && s.as_i64().is_some() => {
-                        (KqlType::Long, a.as_i64().unwrap_or(0), b.as_i64().unwrap_or(0), s.as_i64().unwrap_or(0))
+                    (Value::DateTime(a), Value::DateTime(b), Value::TimeSpan(s)) => {
+                        (KqlType::DateTime, *a, *b, *s)
                     }
-                    (a, b, s) if a.as_f64().is_some() && b.as_f64().is_some() && s.as_f64().is_some() => {
-                        let (a, b, s) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0), s.as_f64().unwrap_or(0.0));
+                    (Value::TimeSpan(a), Value::TimeSpan(b), Value::TimeSpan(s)) => {
+                        (KqlType::TimeSpan, *a, *b, *s)
+                    }
+                    (a, b, s)
+                        if a.as_i64().is_some() && b.as_i64().is_some() && s.as_i64().is_some() =>
+                    {
+                        (
+                            KqlType::Long,
+                            a.as_i64().unwrap_or(0),
+                            b.as_i64().unwrap_or(0),
+                            s.as_i64().unwrap_or(0),
+                        )
+                    }
+                    (a, b, s)
+                        if a.as_f64().is_some() && b.as_f64().is_some() && s.as_f64().is_some() =>
+                    {
+                        let (a, b, s) = (
+                            a.as_f64().unwrap_or(0.0),
+                            b.as_f64().unwrap_or(0.0),
+                            s.as_f64().unwrap_or(0.0),
+                        );
                         if s == 0.0 || !s.is_finite() {
                             return Err(Error::semantic("range step must not be zero", *span));
                         }
                         let n = ((b - a) / s).floor() as i64 + 1;
                         let n = n.max(0);
                         if n > MAX_RANGE_ROWS {
-                            return Err(Error::unsupported(format!("range of more than {MAX_RANGE_ROWS} rows"), *span));
+                            return Err(Error::unsupported(
+                                format!("range of more than {MAX_RANGE_ROWS} rows"),
+                                *span,
+                            ));
                         }
-                        let vals: Vec<Value> = (0..n).map(|i| Value::Real(a + i as f64 * s)).collect();
+                        let vals: Vec<Value> =
+                            (0..n).map(|i| Value::Real(a + i as f64 * s)).collect();
                         let col = Column::from_values(KqlType::Real, &vals)?;
-                        return Ok(Plan::Values { schema: vec![(column.name.clone(), KqlType::Real)], chunk: Chunk::new(vec![col], n as usize), label: "range" });
+                        return Ok(Plan::Values {
+                            schema: vec![(column.name.clone(), KqlType::Real)],
+                            chunk: Chunk::new(vec![col], n as usize),
+                            label: "range",
+                        });
                     }
                     _ => {
                         return Err(Error::semantic(
-                            format!("range needs numbers, datetimes or timespans, got {}, {}, {}", f.ty, t.ty, s.ty),
+                            format!(
+                                "range needs numbers, datetimes or timespans, got {}, {}, {}",
+                                f.ty, t.ty, s.ty
+                            ),
                             *span,
                         ))
                     }
@@ -227,9 +311,16 @@ impl<'a> Binder<'a> {
                 if st == 0 {
                     return Err(Error::semantic("range step must not be zero", *span));
                 }
-                let n = if (st > 0 && b < a) || (st < 0 && b > a) { 0 } else { (b as i128 - a as i128) / st as i128 + 1 };
+                let n = if (st > 0 && b < a) || (st < 0 && b > a) {
+                    0
+                } else {
+                    (b as i128 - a as i128) / st as i128 + 1
+                };
                 if n > MAX_RANGE_ROWS as i128 {
-                    return Err(Error::unsupported(format!("range of more than {MAX_RANGE_ROWS} rows"), *span));
+                    return Err(Error::unsupported(
+                        format!("range of more than {MAX_RANGE_ROWS} rows"),
+                        *span,
+                    ));
                 }
                 let vals: Vec<Value> = (0..n as i64)
                     .map(|i| {
@@ -242,7 +333,11 @@ impl<'a> Binder<'a> {
                     })
                     .collect();
                 let col = Column::from_values(ty, &vals)?;
-                Ok(Plan::Values { schema: vec![(column.name.clone(), ty)], chunk: Chunk::new(vec![col], n as usize), label: "range" })
+                Ok(Plan::Values {
+                    schema: vec![(column.name.clone(), ty)],
+                    chunk: Chunk::new(vec![col], n as usize),
+                    label: "range",
+                })
             }
             Source::Union { params, legs, span } => {
                 let mut plans = Vec::new();
@@ -258,7 +353,9 @@ impl<'a> Binder<'a> {
     /// `union_argN` (EMU-K2S).
     fn leg_name(&self, t: &TabularExpr) -> Option<String> {
         match (&t.source, t.ops.is_empty()) {
-            (Source::Named(id), true) if !self.tabulars.contains_key(&id.name) => Some(id.name.clone()),
+            (Source::Named(id), true) if !self.tabulars.contains_key(&id.name) => {
+                Some(id.name.clone())
+            }
             _ => None,
         }
     }
@@ -269,9 +366,15 @@ impl<'a> Binder<'a> {
             Operator::Where { pred, span } => {
                 let p = self.bind_expr(pred, &schema)?;
                 if p.ty != KqlType::Bool && !(p.ty == KqlType::Dynamic) {
-                    return Err(Error::semantic(format!("the where predicate must be bool, got {}", p.ty), *span));
+                    return Err(Error::semantic(
+                        format!("the where predicate must be bool, got {}", p.ty),
+                        *span,
+                    ));
                 }
-                Ok(Plan::Filter { input: Box::new(input), pred: p })
+                Ok(Plan::Filter {
+                    input: Box::new(input),
+                    pred: p,
+                })
             }
             Operator::Project { exprs, .. } => {
                 let mut out: Schema = Vec::new();
@@ -282,13 +385,19 @@ impl<'a> Binder<'a> {
                     let name = match (&ne.name, expr_name(&ne.expr)) {
                         (Some(n), _) => {
                             if taken.contains(&n.name) {
-                                return Err(Error::semantic(format!("column '{}' is projected twice", n.name), n.span));
+                                return Err(Error::semantic(
+                                    format!("column '{}' is projected twice", n.name),
+                                    n.span,
+                                ));
                             }
                             n.name.clone()
                         }
                         (None, Some(n)) => {
                             if taken.contains(&n) {
-                                return Err(Error::semantic(format!("column '{n}' is projected twice"), ne.expr.span));
+                                return Err(Error::semantic(
+                                    format!("column '{n}' is projected twice"),
+                                    ne.expr.span,
+                                ));
                             }
                             n
                         }
@@ -297,7 +406,12 @@ impl<'a> Binder<'a> {
                     out.push((name, be.ty));
                     bexprs.push(be);
                 }
-                Ok(Plan::Project { input: Box::new(input), exprs: bexprs, schema: out, label: "project" })
+                Ok(Plan::Project {
+                    input: Box::new(input),
+                    exprs: bexprs,
+                    schema: out,
+                    label: "project",
+                })
             }
             Operator::Extend { exprs, .. } => {
                 // Each item sees the columns that the items before it added.
@@ -314,7 +428,11 @@ impl<'a> Binder<'a> {
                     let mut bexprs: Vec<BExpr> = schema
                         .iter()
                         .enumerate()
-                        .map(|(i, (_, t))| BExpr { kind: BKind::Column(i), ty: *t, span: Span::default() })
+                        .map(|(i, (_, t))| BExpr {
+                            kind: BKind::Column(i),
+                            ty: *t,
+                            span: Span::default(),
+                        })
                         .collect();
                     let mut out = schema.clone();
                     // An existing column is replaced in place (KL binder, ProjectionBuilder).
@@ -325,7 +443,12 @@ impl<'a> Binder<'a> {
                         out.push((name, be.ty));
                         bexprs.push(be);
                     }
-                    plan = Plan::Project { input: Box::new(plan), exprs: bexprs, schema: out, label: "extend" };
+                    plan = Plan::Project {
+                        input: Box::new(plan),
+                        exprs: bexprs,
+                        schema: out,
+                        label: "extend",
+                    };
                 }
                 Ok(plan)
             }
@@ -343,10 +466,23 @@ impl<'a> Binder<'a> {
                         return Err(unknown_column(&c.name, &schema, c.span));
                     }
                 }
-                Ok(select(input, &schema, keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| (i, schema[i].0.clone())).collect(), "project-away"))
+                Ok(select(
+                    input,
+                    &schema,
+                    keep.iter()
+                        .enumerate()
+                        .filter(|(_, k)| **k)
+                        .map(|(i, _)| (i, schema[i].0.clone()))
+                        .collect(),
+                    "project-away",
+                ))
             }
             Operator::ProjectRename { renames, .. } => {
-                let mut cols: Vec<(usize, String)> = schema.iter().enumerate().map(|(i, (n, _))| (i, n.clone())).collect();
+                let mut cols: Vec<(usize, String)> = schema
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, _))| (i, n.clone()))
+                    .collect();
                 for (new, old) in renames {
                     let Some(i) = schema.iter().position(|(n, _)| *n == old.name) else {
                         return Err(unknown_column(&old.name, &schema, old.span));
@@ -355,10 +491,18 @@ impl<'a> Binder<'a> {
                 }
                 Ok(select(input, &schema, cols, "project-rename"))
             }
-            Operator::Summarize { aggs, by, span } => self.bind_summarize(input, &schema, aggs, by, *span),
+            Operator::Summarize { aggs, by, span } => {
+                self.bind_summarize(input, &schema, aggs, by, *span)
+            }
             Operator::Distinct { columns, span } => {
                 let by: Vec<NamedExpr> = if columns.is_empty() {
-                    schema.iter().map(|(n, _)| NamedExpr { name: None, expr: Expr::new(ExprKind::Name(n.clone()), *span) }).collect()
+                    schema
+                        .iter()
+                        .map(|(n, _)| NamedExpr {
+                            name: None,
+                            expr: Expr::new(ExprKind::Name(n.clone()), *span),
+                        })
+                        .collect()
                 } else {
                     columns.clone()
                 };
@@ -367,29 +511,60 @@ impl<'a> Binder<'a> {
                 for ne in &by {
                     let be = self.bind_expr(&ne.expr, &schema)?;
                     if be.ty == KqlType::Dynamic {
-                        return Err(Error::semantic("distinct cannot group by a dynamic column", ne.expr.span));
+                        return Err(Error::semantic(
+                            "distinct cannot group by a dynamic column",
+                            ne.expr.span,
+                        ));
                     }
                     let taken = names(&out);
-                    let name = ne.name.as_ref().map(|n| n.name.clone()).or_else(|| expr_name(&ne.expr)).unwrap_or_else(|| default_column_name(&taken));
+                    let name = ne
+                        .name
+                        .as_ref()
+                        .map(|n| n.name.clone())
+                        .or_else(|| expr_name(&ne.expr))
+                        .unwrap_or_else(|| default_column_name(&taken));
                     out.push((unique_name(&name, &taken), be.ty));
                     keys.push(be);
                 }
-                Ok(Plan::Aggregate { input: Box::new(input), keys, aggs: vec![], schema: out, label: "distinct" })
+                Ok(Plan::Aggregate {
+                    input: Box::new(input),
+                    keys,
+                    aggs: vec![],
+                    schema: out,
+                    label: "distinct",
+                })
             }
             Operator::Take { count, span } => {
                 let n = self.const_count(count, &schema, *span)?;
-                Ok(Plan::Limit { input: Box::new(input), n })
+                Ok(Plan::Limit {
+                    input: Box::new(input),
+                    n,
+                })
             }
             Operator::Sort { keys, .. } => {
-                let keys = keys.iter().map(|k| self.bind_sort_key(k, &schema)).collect::<Result<Vec<_>>>()?;
-                Ok(Plan::Sort { input: Box::new(input), keys })
+                let keys = keys
+                    .iter()
+                    .map(|k| self.bind_sort_key(k, &schema))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Plan::Sort {
+                    input: Box::new(input),
+                    keys,
+                })
             }
             Operator::Top { count, key, span } => {
                 let n = self.const_count(count, &schema, *span)?;
                 let key = self.bind_sort_key(key, &schema)?;
-                Ok(Plan::Limit { input: Box::new(Plan::Sort { input: Box::new(input), keys: vec![key] }), n })
+                Ok(Plan::Limit {
+                    input: Box::new(Plan::Sort {
+                        input: Box::new(input),
+                        keys: vec![key],
+                    }),
+                    n,
+                })
             }
-            Operator::Count { .. } => Ok(Plan::Count { input: Box::new(input) }),
+            Operator::Count { .. } => Ok(Plan::Count {
+                input: Box::new(input),
+            }),
             Operator::Union { params, legs, span } => {
                 let mut plans = vec![(input, None)];
                 for leg in legs {
@@ -406,7 +581,10 @@ impl<'a> Binder<'a> {
         match self.fold(&be)? {
             Value::Long(n) if n >= 0 => Ok(n as usize),
             Value::Int(n) if n >= 0 => Ok(n as usize),
-            v => Err(Error::semantic(format!("expected a non-negative whole number of rows, got {v:?}"), span)),
+            v => Err(Error::semantic(
+                format!("expected a non-negative whole number of rows, got {v:?}"),
+                span,
+            )),
         }
     }
 
@@ -414,19 +592,38 @@ impl<'a> Binder<'a> {
         let expr = self.bind_expr(&k.expr, schema)?;
         // Defaults: asc puts nulls first, desc puts them last (DOCS sort-operator.md).
         let nulls_first = k.nulls_first.unwrap_or(!k.desc);
-        Ok(SortSpec { expr, desc: k.desc, nulls_first })
+        Ok(SortSpec {
+            expr,
+            desc: k.desc,
+            nulls_first,
+        })
     }
 
-    fn bind_summarize(&mut self, input: Plan, schema: &Schema, aggs: &[NamedExpr], by: &[NamedExpr], span: Span) -> Result<Plan> {
+    fn bind_summarize(
+        &mut self,
+        input: Plan,
+        schema: &Schema,
+        aggs: &[NamedExpr],
+        by: &[NamedExpr],
+        span: Span,
+    ) -> Result<Plan> {
         let mut keys = Vec::new();
         let mut out: Schema = Vec::new();
         for ne in by {
             let be = self.bind_expr(&ne.expr, schema)?;
             if be.ty == KqlType::Dynamic {
-                return Err(Error::semantic("summarize cannot group by a dynamic expression", ne.expr.span));
+                return Err(Error::semantic(
+                    "summarize cannot group by a dynamic expression",
+                    ne.expr.span,
+                ));
             }
             let taken = names(&out);
-            let name = ne.name.as_ref().map(|n| n.name.clone()).or_else(|| expr_name(&ne.expr)).unwrap_or_else(|| default_column_name(&taken));
+            let name = ne
+                .name
+                .as_ref()
+                .map(|n| n.name.clone())
+                .or_else(|| expr_name(&ne.expr))
+                .unwrap_or_else(|| default_column_name(&taken));
             out.push((unique_name(&name, &taken), be.ty));
             keys.push(be);
         }
@@ -446,12 +643,27 @@ impl<'a> Binder<'a> {
             specs.push(spec);
         }
         let _ = span;
-        Ok(Plan::Aggregate { input: Box::new(input), keys, aggs: specs, schema: out, label: "summarize" })
+        Ok(Plan::Aggregate {
+            input: Box::new(input),
+            keys,
+            aggs: specs,
+            schema: out,
+            label: "summarize",
+        })
     }
 
-    fn bind_agg(&mut self, e: &Expr, schema: &Schema, key_names: &[String], taken: &Schema) -> Result<AggSpec> {
+    fn bind_agg(
+        &mut self,
+        e: &Expr,
+        schema: &Schema,
+        key_names: &[String],
+        taken: &Schema,
+    ) -> Result<AggSpec> {
         let ExprKind::Call { name, args } = &e.kind else {
-            return Err(Error::unsupported("an expression over aggregates in summarize (name each aggregate, then extend)", e.span));
+            return Err(Error::unsupported(
+                "an expression over aggregates in summarize (name each aggregate, then extend)",
+                e.span,
+            ));
         };
         let fname = name.name.as_str();
         let (func, prefix, legacy) = match fname {
@@ -477,9 +689,15 @@ impl<'a> Binder<'a> {
             "any" => (AggFunc::TakeAny, "any", false),
             other => {
                 if Func::lookup(other).is_some() {
-                    return Err(Error::unsupported("a scalar expression over aggregates in summarize", e.span));
+                    return Err(Error::unsupported(
+                        "a scalar expression over aggregates in summarize",
+                        e.span,
+                    ));
                 }
-                return Err(Error::unsupported(format!("the aggregate function '{other}'"), name.span));
+                return Err(Error::unsupported(
+                    format!("the aggregate function '{other}'"),
+                    name.span,
+                ));
             }
         };
         let arity_err = |want: &str| Error::semantic(format!("{fname}() takes {want}"), e.span);
@@ -492,7 +710,11 @@ impl<'a> Binder<'a> {
                 .collect()
         };
         let _ = taken;
-        let col_expr = |i: usize, t: KqlType| BExpr { kind: BKind::Column(i), ty: t, span: e.span };
+        let col_expr = |i: usize, t: KqlType| BExpr {
+            kind: BKind::Column(i),
+            ty: t,
+            span: e.span,
+        };
         let mut bargs = Vec::new();
         let mut outputs = Vec::new();
         let arg_name = |i: usize| args.get(i).and_then(expr_name).unwrap_or_default();
@@ -525,7 +747,10 @@ impl<'a> Binder<'a> {
                         }
                     } else {
                         let be = self.bind_expr(a, schema)?;
-                        outputs.push((expr_name(a).unwrap_or_else(|| default_column_name(&[])), be.ty));
+                        outputs.push((
+                            expr_name(a).unwrap_or_else(|| default_column_name(&[])),
+                            be.ty,
+                        ));
                         bargs.push(be);
                     }
                 }
@@ -543,16 +768,40 @@ impl<'a> Binder<'a> {
                     } else {
                         let be = self.bind_expr(a, schema)?;
                         let n = expr_name(a).unwrap_or_default();
-                        let n = if prefix.is_empty() { if n.is_empty() { default_column_name(&[]) } else { n } } else { format!("{prefix}_{n}") };
+                        let n = if prefix.is_empty() {
+                            if n.is_empty() {
+                                default_column_name(&[])
+                            } else {
+                                n
+                            }
+                        } else {
+                            format!("{prefix}_{n}")
+                        };
                         outputs.push((n, be.ty));
                         bargs.push(be);
                     }
                 }
             }
             _ => {
-                let needs_pred = matches!(func, AggFunc::CountIf | AggFunc::DCountIf | AggFunc::SumIf | AggFunc::AvgIf | AggFunc::MakeSet { if_: true } | AggFunc::MakeList { if_: true });
+                let needs_pred = matches!(
+                    func,
+                    AggFunc::CountIf
+                        | AggFunc::DCountIf
+                        | AggFunc::SumIf
+                        | AggFunc::AvgIf
+                        | AggFunc::MakeSet { if_: true }
+                        | AggFunc::MakeList { if_: true }
+                );
                 let nvalue = usize::from(func != AggFunc::CountIf);
-                let max_args = nvalue + usize::from(needs_pred) + usize::from(matches!(func, AggFunc::MakeSet { .. } | AggFunc::MakeList { .. } | AggFunc::DCount | AggFunc::DCountIf));
+                let max_args = nvalue
+                    + usize::from(needs_pred)
+                    + usize::from(matches!(
+                        func,
+                        AggFunc::MakeSet { .. }
+                            | AggFunc::MakeList { .. }
+                            | AggFunc::DCount
+                            | AggFunc::DCountIf
+                    ));
                 let min_args = nvalue + usize::from(needs_pred);
                 if args.len() < min_args || args.len() > max_args {
                     return Err(arity_err(&format!("{min_args} to {max_args} arguments")));
@@ -561,7 +810,10 @@ impl<'a> Binder<'a> {
                     bargs.push(self.bind_expr(a, schema)?);
                 }
                 if needs_pred && bargs.last().map(|b| b.ty) != Some(KqlType::Bool) {
-                    return Err(Error::semantic(format!("the predicate of {fname}() must be bool"), e.span));
+                    return Err(Error::semantic(
+                        format!("the predicate of {fname}() must be bool"),
+                        e.span,
+                    ));
                 }
                 let vty = bargs.first().map(|b| b.ty).unwrap_or(KqlType::Long);
                 let ty = match func {
@@ -570,11 +822,19 @@ impl<'a> Binder<'a> {
                         KqlType::Int | KqlType::Long | KqlType::Bool => KqlType::Long,
                         KqlType::Real | KqlType::TimeSpan => vty,
                         KqlType::Dynamic => KqlType::Real,
-                        t => return Err(Error::semantic(format!("{fname}() cannot add values of type {t}"), e.span)),
+                        t => {
+                            return Err(Error::semantic(
+                                format!("{fname}() cannot add values of type {t}"),
+                                e.span,
+                            ))
+                        }
                     },
                     AggFunc::Avg | AggFunc::AvgIf => {
                         if !(vty.is_numeric() || vty == KqlType::Dynamic) {
-                            return Err(Error::semantic(format!("{fname}() cannot average values of type {vty}"), e.span));
+                            return Err(Error::semantic(
+                                format!("{fname}() cannot average values of type {vty}"),
+                                e.span,
+                            ));
                         }
                         KqlType::Real
                     }
@@ -587,19 +847,40 @@ impl<'a> Binder<'a> {
                 outputs.push((name, ty));
             }
         }
-        let mut max_size = if legacy { LEGACY_MAKE_SET_MAX } else { MAKE_SET_MAX };
+        let mut max_size = if legacy {
+            LEGACY_MAKE_SET_MAX
+        } else {
+            MAKE_SET_MAX
+        };
         if matches!(func, AggFunc::MakeSet { .. } | AggFunc::MakeList { .. }) {
-            let size_pos = if matches!(func, AggFunc::MakeSet { if_: true } | AggFunc::MakeList { if_: true }) { 2 } else { 1 };
+            let size_pos = if matches!(
+                func,
+                AggFunc::MakeSet { if_: true } | AggFunc::MakeList { if_: true }
+            ) {
+                2
+            } else {
+                1
+            };
             if let Some(a) = args.get(size_pos) {
                 let be = self.bind_expr(a, &Vec::new())?;
                 match self.fold(&be)? {
                     Value::Long(n) if n > 0 => max_size = (n as usize).min(MAKE_SET_MAX),
                     Value::Int(n) if n > 0 => max_size = (n as usize).min(MAKE_SET_MAX),
-                    _ => return Err(Error::semantic(format!("the size limit of {fname}() must be a positive number"), a.span)),
+                    _ => {
+                        return Err(Error::semantic(
+                            format!("the size limit of {fname}() must be a positive number"),
+                            a.span,
+                        ))
+                    }
                 }
             }
         }
-        Ok(AggSpec { func, args: bargs, max_size, outputs })
+        Ok(AggSpec {
+            func,
+            args: bargs,
+            max_size,
+            outputs,
+        })
     }
 
     // ---- scalar expressions ----
@@ -615,17 +896,28 @@ impl<'a> Binder<'a> {
                 } else if let Some((v, t)) = self.scalars.get(n) {
                     mk(BKind::Literal(v.clone()), *t)
                 } else if self.tabulars.contains_key(n) || self.catalog.contains_key(n) {
-                    return Err(Error::semantic(format!("'{n}' is a table, not a column or scalar"), span));
+                    return Err(Error::semantic(
+                        format!("'{n}' is a table, not a column or scalar"),
+                        span,
+                    ));
                 } else {
                     return Err(unknown_column(n, schema, span));
                 }
             }
-            ExprKind::Star => return Err(Error::semantic("'*' is only allowed as an aggregate argument", span)),
+            ExprKind::Star => {
+                return Err(Error::semantic(
+                    "'*' is only allowed as an aggregate argument",
+                    span,
+                ))
+            }
             ExprKind::Call { name, args } => return self.bind_call(name, args, schema, span),
             ExprKind::Neg(inner) => {
                 let b = self.bind_expr(inner, schema)?;
                 if !(b.ty.is_numeric() || b.ty == KqlType::TimeSpan || b.ty == KqlType::Dynamic) {
-                    return Err(Error::semantic(format!("cannot negate a value of type {}", b.ty), span));
+                    return Err(Error::semantic(
+                        format!("cannot negate a value of type {}", b.ty),
+                        span,
+                    ));
                 }
                 let ty = b.ty;
                 self.maybe_fold(mk(BKind::Neg(Box::new(b)), ty))?
@@ -634,36 +926,89 @@ impl<'a> Binder<'a> {
                 let l = self.bind_expr(left, schema)?;
                 let r = self.bind_expr(right, schema)?;
                 let ty = binary_type(*op, l.ty, r.ty).ok_or_else(|| {
-                    Error::semantic(format!("operator {} cannot be applied to {} and {}", binop_symbol(*op), l.ty, r.ty), span)
+                    Error::semantic(
+                        format!(
+                            "operator {} cannot be applied to {} and {}",
+                            binop_symbol(*op),
+                            l.ty,
+                            r.ty
+                        ),
+                        span,
+                    )
                 })?;
                 self.maybe_fold(mk(BKind::Binary(*op, Box::new(l), Box::new(r)), ty))?
             }
-            ExprKind::Str { op, negated, cs, left, right } if matches!(left.kind, ExprKind::Star) => {
+            ExprKind::Str {
+                op,
+                negated,
+                cs,
+                left,
+                right,
+            } if matches!(left.kind, ExprKind::Star) => {
                 // `* has "x"`: any column matches (`* !has "x"`: no column does).
                 let r = self.bind_expr(right, schema)?;
                 let mut acc: Option<BExpr> = None;
                 for (i, (_, t)) in schema.iter().enumerate() {
-                    let col = BExpr { kind: BKind::Column(i), ty: *t, span };
-                    let one = mk(BKind::Str { op: *op, negated: *negated, cs: *cs, left: Box::new(col), right: Box::new(r.clone()) }, KqlType::Bool);
+                    let col = BExpr {
+                        kind: BKind::Column(i),
+                        ty: *t,
+                        span,
+                    };
+                    let one = mk(
+                        BKind::Str {
+                            op: *op,
+                            negated: *negated,
+                            cs: *cs,
+                            left: Box::new(col),
+                            right: Box::new(r.clone()),
+                        },
+                        KqlType::Bool,
+                    );
                     let join = if *negated { BinOp::And } else { BinOp::Or };
                     acc = Some(match acc {
                         None => one,
-                        Some(a) => mk(BKind::Binary(join, Box::new(a), Box::new(one)), KqlType::Bool),
+                        Some(a) => mk(
+                            BKind::Binary(join, Box::new(a), Box::new(one)),
+                            KqlType::Bool,
+                        ),
                     });
                 }
                 acc.unwrap_or_else(|| BExpr::literal(Value::Bool(*negated), KqlType::Bool, span))
             }
-            ExprKind::Str { op, negated, cs, left, right } => {
+            ExprKind::Str {
+                op,
+                negated,
+                cs,
+                left,
+                right,
+            } => {
                 let l = self.bind_expr(left, schema)?;
                 let r = self.bind_expr(right, schema)?;
                 if *op == StrOp::MatchesRegex {
                     if let Some(Value::String(p)) = r.as_literal() {
-                        crate::functions::RegexCache::new().get(p).map_err(|e| e.at(right.span))?;
+                        crate::functions::RegexCache::new()
+                            .get(p)
+                            .map_err(|e| e.at(right.span))?;
                     }
                 }
-                self.maybe_fold(mk(BKind::Str { op: *op, negated: *negated, cs: *cs, left: Box::new(l), right: Box::new(r) }, KqlType::Bool))?
+                self.maybe_fold(mk(
+                    BKind::Str {
+                        op: *op,
+                        negated: *negated,
+                        cs: *cs,
+                        left: Box::new(l),
+                        right: Box::new(r),
+                    },
+                    KqlType::Bool,
+                ))?
             }
-            ExprKind::List { op, negated, cs, left, items } => {
+            ExprKind::List {
+                op,
+                negated,
+                cs,
+                left,
+                items,
+            } => {
                 let l = self.bind_expr(left, schema)?;
                 let mut vals = Vec::new();
                 for it in items {
@@ -673,28 +1018,60 @@ impl<'a> Binder<'a> {
                     for v in &vals {
                         if let Some(t) = v.kql_type() {
                             if !comparable(l.ty, t) {
-                                return Err(Error::semantic(format!("cannot compare {} with {} in the in() list", l.ty, t), span));
+                                return Err(Error::semantic(
+                                    format!("cannot compare {} with {} in the in() list", l.ty, t),
+                                    span,
+                                ));
                             }
                         }
                     }
                 }
-                self.maybe_fold(mk(BKind::List { op: *op, negated: *negated, cs: *cs, left: Box::new(l), items: vals }, KqlType::Bool))?
+                self.maybe_fold(mk(
+                    BKind::List {
+                        op: *op,
+                        negated: *negated,
+                        cs: *cs,
+                        left: Box::new(l),
+                        items: vals,
+                    },
+                    KqlType::Bool,
+                ))?
             }
-            ExprKind::Between { negated, expr, low, high } => {
+            ExprKind::Between {
+                negated,
+                expr,
+                low,
+                high,
+            } => {
                 let x = self.bind_expr(expr, schema)?;
                 let lo = self.bind_expr(low, schema)?;
                 let mut hi = self.bind_expr(high, schema)?;
                 // `datetime between (start .. timespan)` means start + timespan.
                 if lo.ty == KqlType::DateTime && hi.ty == KqlType::TimeSpan {
                     let s = hi.span;
-                    hi = self.maybe_fold(BExpr { kind: BKind::Binary(BinOp::Add, Box::new(lo.clone()), Box::new(hi)), ty: KqlType::DateTime, span: s })?;
+                    hi = self.maybe_fold(BExpr {
+                        kind: BKind::Binary(BinOp::Add, Box::new(lo.clone()), Box::new(hi)),
+                        ty: KqlType::DateTime,
+                        span: s,
+                    })?;
                 }
                 for b in [&lo, &hi] {
                     if !comparable(x.ty, b.ty) {
-                        return Err(Error::semantic(format!("between cannot compare {} with {}", x.ty, b.ty), span));
+                        return Err(Error::semantic(
+                            format!("between cannot compare {} with {}", x.ty, b.ty),
+                            span,
+                        ));
                     }
                 }
-                self.maybe_fold(mk(BKind::Between { negated: *negated, expr: Box::new(x), low: Box::new(lo), high: Box::new(hi) }, KqlType::Bool))?
+                self.maybe_fold(mk(
+                    BKind::Between {
+                        negated: *negated,
+                        expr: Box::new(x),
+                        low: Box::new(lo),
+                        high: Box::new(hi),
+                    },
+                    KqlType::Bool,
+                ))?
             }
         })
     }
@@ -733,15 +1110,30 @@ impl<'a> Binder<'a> {
         Ok(())
     }
 
-    fn bind_call(&mut self, name: &Ident, args: &[Expr], schema: &Schema, span: Span) -> Result<BExpr> {
+    fn bind_call(
+        &mut self,
+        name: &Ident,
+        args: &[Expr],
+        schema: &Schema,
+        span: Span,
+    ) -> Result<BExpr> {
         let fname = name.name.as_str();
         let Some(func) = Func::lookup(fname) else {
             if is_aggregate_name(fname) {
-                return Err(Error::semantic(format!("the aggregate {fname}() can only be used in summarize"), span));
+                return Err(Error::semantic(
+                    format!("the aggregate {fname}() can only be used in summarize"),
+                    span,
+                ));
             }
-            return Err(Error::unsupported(format!("the function '{fname}'"), name.span));
+            return Err(Error::unsupported(
+                format!("the function '{fname}'"),
+                name.span,
+            ));
         };
-        let bargs = args.iter().map(|a| self.bind_expr(a, schema)).collect::<Result<Vec<_>>>()?;
+        let bargs = args
+            .iter()
+            .map(|a| self.bind_expr(a, schema))
+            .collect::<Result<Vec<_>>>()?;
         let types: Vec<KqlType> = bargs.iter().map(|b| b.ty).collect();
         let ty = func.return_type(fname, &types, span)?;
         // now() and ago() read one frozen clock for the whole query (DOCS now-function.md).
@@ -750,31 +1142,61 @@ impl<'a> Binder<'a> {
                 let offset = match bargs.first() {
                     Some(b) => match self.fold(b)? {
                         Value::TimeSpan(t) => t,
-                        Value::Null => return Ok(BExpr::literal(Value::Null, KqlType::DateTime, span)),
-                        _ => return Err(Error::semantic(format!("{fname}() takes a timespan"), span)),
+                        Value::Null => {
+                            return Ok(BExpr::literal(Value::Null, KqlType::DateTime, span))
+                        }
+                        _ => {
+                            return Err(Error::semantic(
+                                format!("{fname}() takes a timespan"),
+                                span,
+                            ))
+                        }
                     },
                     None => 0,
                 };
-                let t = if func == Func::Now { self.now.checked_add(offset) } else { self.now.checked_sub(offset) };
-                return Ok(BExpr::literal(t.map_or(Value::Null, Value::DateTime), KqlType::DateTime, span));
+                let t = if func == Func::Now {
+                    self.now.checked_add(offset)
+                } else {
+                    self.now.checked_sub(offset)
+                };
+                return Ok(BExpr::literal(
+                    t.map_or(Value::Null, Value::DateTime),
+                    KqlType::DateTime,
+                    span,
+                ));
             }
             Func::Trim | Func::TrimStart | Func::TrimEnd | Func::Extract => {
                 if let Some(Value::String(p)) = bargs[0].as_literal() {
-                    crate::functions::RegexCache::new().get(p).map_err(|e| e.at(args[0].span))?;
+                    crate::functions::RegexCache::new()
+                        .get(p)
+                        .map_err(|e| e.at(args[0].span))?;
                 }
             }
             _ => {}
         }
-        self.maybe_fold(BExpr { kind: BKind::Call(func, bargs), ty, span })
+        self.maybe_fold(BExpr {
+            kind: BKind::Call(func, bargs),
+            ty,
+            span,
+        })
     }
 
     /// Evaluates an expression whose operands are all constants.
     fn maybe_fold(&mut self, e: BExpr) -> Result<BExpr> {
         let all_const = match &e.kind {
             BKind::Neg(a) => a.as_literal().is_some(),
-            BKind::Binary(_, a, b) | BKind::Str { left: a, right: b, .. } => a.as_literal().is_some() && b.as_literal().is_some(),
+            BKind::Binary(_, a, b)
+            | BKind::Str {
+                left: a, right: b, ..
+            } => a.as_literal().is_some() && b.as_literal().is_some(),
             BKind::List { left, .. } => left.as_literal().is_some(),
-            BKind::Between { expr, low, high, .. } => expr.as_literal().is_some() && low.as_literal().is_some() && high.as_literal().is_some(),
+            BKind::Between {
+                expr, low, high, ..
+            } => {
+                expr.as_literal().is_some()
+                    && low.as_literal().is_some()
+                    && high.as_literal().is_some()
+            }
             BKind::Call(_, args) => args.iter().all(|a| a.as_literal().is_some()),
             _ => false,
         };
@@ -789,9 +1211,32 @@ impl<'a> Binder<'a> {
 fn is_aggregate_name(n: &str) -> bool {
     matches!(
         n,
-        "count" | "countif" | "dcount" | "dcountif" | "sum" | "sumif" | "avg" | "avgif" | "min" | "max" | "make_set" | "makeset"
-            | "make_list" | "makelist" | "make_set_if" | "make_list_if" | "arg_max" | "arg_min" | "take_any" | "any"
-            | "percentile" | "percentiles" | "stdev" | "variance" | "make_bag" | "count_distinct"
+        "count"
+            | "countif"
+            | "dcount"
+            | "dcountif"
+            | "sum"
+            | "sumif"
+            | "avg"
+            | "avgif"
+            | "min"
+            | "max"
+            | "make_set"
+            | "makeset"
+            | "make_list"
+            | "makelist"
+            | "make_set_if"
+            | "make_list_if"
+            | "arg_max"
+            | "arg_min"
+            | "take_any"
+            | "any"
+            | "percentile"
+            | "percentiles"
+            | "stdev"
+            | "variance"
+            | "make_bag"
+            | "count_distinct"
     )
 }
 
@@ -799,7 +1244,10 @@ fn unknown_column(name: &str, schema: &Schema, span: Span) -> Error {
     let hint = if schema.is_empty() {
         String::new()
     } else {
-        format!("; closest available: {}", closest(name, schema.iter().map(|(n, _)| n.as_str())).join(", "))
+        format!(
+            "; closest available: {}",
+            closest(name, schema.iter().map(|(n, _)| n.as_str())).join(", ")
+        )
     };
     Error::semantic(format!("unknown column or name '{name}'{hint}"), span)
 }
@@ -812,12 +1260,16 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
     let mut rest = name;
     for (i, p) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(p) else { return false };
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(p);
         } else {
-            let Some(pos) = rest.find(p) else { return false };
+            let Some(pos) = rest.find(p) else {
+                return false;
+            };
             rest = &rest[pos + p.len()..];
         }
     }
@@ -825,17 +1277,39 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
 }
 
 fn select(input: Plan, schema: &Schema, cols: Vec<(usize, String)>, label: &'static str) -> Plan {
-    let exprs = cols.iter().map(|(i, _)| BExpr { kind: BKind::Column(*i), ty: schema[*i].1, span: Span::default() }).collect();
-    let out = cols.iter().map(|(i, n)| (n.clone(), schema[*i].1)).collect();
-    Plan::Project { input: Box::new(input), exprs, schema: out, label }
+    let exprs = cols
+        .iter()
+        .map(|(i, _)| BExpr {
+            kind: BKind::Column(*i),
+            ty: schema[*i].1,
+            span: Span::default(),
+        })
+        .collect();
+    let out = cols
+        .iter()
+        .map(|(i, n)| (n.clone(), schema[*i].1))
+        .collect();
+    Plan::Project {
+        input: Box::new(input),
+        exprs,
+        schema: out,
+        label,
+    }
 }
 
-fn union_plan(plans: Vec<(Plan, Option<String>)>, params: &UnionParams, span: Span) -> Result<Plan> {
+fn union_plan(
+    plans: Vec<(Plan, Option<String>)>,
+    params: &UnionParams,
+    span: Span,
+) -> Result<Plan> {
     let schemas: Vec<Schema> = plans.iter().map(|(p, _)| p.schema()).collect();
     let mut out: Schema = Vec::new();
     if params.inner {
         for (n, t) in &schemas[0] {
-            if schemas.iter().all(|s| s.iter().any(|(m, u)| m == n && u == t)) {
+            if schemas
+                .iter()
+                .all(|s| s.iter().any(|(m, u)| m == n && u == t))
+            {
                 out.push((n.clone(), *t));
             }
         }
@@ -844,10 +1318,18 @@ fn union_plan(plans: Vec<(Plan, Option<String>)>, params: &UnionParams, span: Sp
         let mut clashing: Vec<String> = Vec::new();
         for s in &schemas {
             for (n, t) in s {
-                if schemas.iter().any(|s2| s2.iter().any(|(m, u)| m == n && u != t)) && !clashing.contains(n) {
+                if schemas
+                    .iter()
+                    .any(|s2| s2.iter().any(|(m, u)| m == n && u != t))
+                    && !clashing.contains(n)
+                {
                     clashing.push(n.clone());
                 }
-                let name = if clashing.contains(n) { format!("{n}_{t}") } else { n.clone() };
+                let name = if clashing.contains(n) {
+                    format!("{n}_{t}")
+                } else {
+                    n.clone()
+                };
                 if !out.iter().any(|(m, _)| *m == name) {
                     out.push((name, *t));
                 }
@@ -858,16 +1340,27 @@ fn union_plan(plans: Vec<(Plan, Option<String>)>, params: &UnionParams, span: Sp
     for (k, ((p, leg), s)) in plans.into_iter().zip(&schemas).enumerate() {
         let mapping = out
             .iter()
-            .map(|(n, t)| s.iter().position(|(m, u)| (m == n || format!("{m}_{u}") == *n) && u == t))
+            .map(|(n, t)| {
+                s.iter()
+                    .position(|(m, u)| (m == n || format!("{m}_{u}") == *n) && u == t)
+            })
             .collect();
-        inputs.push((p, mapping, Some(leg.unwrap_or_else(|| format!("union_arg{k}")))));
+        inputs.push((
+            p,
+            mapping,
+            Some(leg.unwrap_or_else(|| format!("union_arg{k}"))),
+        ));
     }
     let with_source = params.with_source.is_some();
     if let Some(ws) = &params.with_source {
         out.insert(0, (ws.name.clone(), KqlType::String));
     }
     let _ = span;
-    Ok(Plan::Union { inputs, schema: out, with_source })
+    Ok(Plan::Union {
+        inputs,
+        schema: out,
+        with_source,
+    })
 }
 
 /// Whether values of these types can be compared with `==`, `<`, `in`, `between`.
@@ -876,7 +1369,8 @@ pub fn comparable(a: KqlType, b: KqlType) -> bool {
         || (a.is_numeric() && b.is_numeric())
         || a == KqlType::Dynamic
         || b == KqlType::Dynamic
-        || (matches!(a, KqlType::Guid | KqlType::String) && matches!(b, KqlType::Guid | KqlType::String))
+        || (matches!(a, KqlType::Guid | KqlType::String)
+            && matches!(b, KqlType::Guid | KqlType::String))
 }
 
 fn binop_symbol(op: BinOp) -> &'static str {
@@ -905,13 +1399,19 @@ pub fn binary_type(op: BinOp, l: KqlType, r: KqlType) -> Option<KqlType> {
             // int op int is long: toint(2147483647) + toint(1) = 2147483648 (EMU-K2S).
             (Int | Long, Int | Long) => Some(Long),
             (Int | Long | Real, Int | Long | Real) => Some(Real),
-            (Dynamic, t) | (t, Dynamic) if t.is_numeric() || t == Dynamic => Some(if t == Dynamic { Real } else { t }),
+            (Dynamic, t) | (t, Dynamic) if t.is_numeric() || t == Dynamic => {
+                Some(if t == Dynamic { Real } else { t })
+            }
             _ => None,
         }
     };
     match op {
-        BinOp::And | BinOp::Or => (matches!(l, Bool | Dynamic) && matches!(r, Bool | Dynamic)).then_some(Bool),
-        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => comparable(l, r).then_some(Bool),
+        BinOp::And | BinOp::Or => {
+            (matches!(l, Bool | Dynamic) && matches!(r, Bool | Dynamic)).then_some(Bool)
+        }
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            comparable(l, r).then_some(Bool)
+        }
         BinOp::Add => match (l, r) {
             (DateTime, TimeSpan) | (TimeSpan, DateTime) => Some(DateTime),
             (TimeSpan, TimeSpan) => Some(TimeSpan),
@@ -943,11 +1443,12 @@ fn datatable_value(v: Value, from: KqlType, to: KqlType, col: &str, span: Span) 
     if v.is_null() {
         return Ok(Value::Null);
     }
-    let ok = from == to
-        || to == KqlType::Dynamic
-        || (from.is_numeric() && to.is_numeric());
+    let ok = from == to || to == KqlType::Dynamic || (from.is_numeric() && to.is_numeric());
     if !ok {
-        return Err(Error::semantic(format!("datatable column '{col}' is {to}, but the value is {from}"), span));
+        return Err(Error::semantic(
+            format!("datatable column '{col}' is {to}, but the value is {from}"),
+            span,
+        ));
     }
     if to == KqlType::Dynamic {
         return Ok(match v {

@@ -28,16 +28,37 @@ pub enum BKind {
     Literal(Value),
     Neg(Box<BExpr>),
     Binary(BinOp, Box<BExpr>, Box<BExpr>),
-    Str { op: StrOp, negated: bool, cs: bool, left: Box<BExpr>, right: Box<BExpr> },
+    Str {
+        op: StrOp,
+        negated: bool,
+        cs: bool,
+        left: Box<BExpr>,
+        right: Box<BExpr>,
+    },
     /// `in`/`has_any`/`has_all` against a constant list (dynamic arrays flattened).
-    List { op: ListOp, negated: bool, cs: bool, left: Box<BExpr>, items: Vec<Value> },
-    Between { negated: bool, expr: Box<BExpr>, low: Box<BExpr>, high: Box<BExpr> },
+    List {
+        op: ListOp,
+        negated: bool,
+        cs: bool,
+        left: Box<BExpr>,
+        items: Vec<Value>,
+    },
+    Between {
+        negated: bool,
+        expr: Box<BExpr>,
+        low: Box<BExpr>,
+        high: Box<BExpr>,
+    },
     Call(Func, Vec<BExpr>),
 }
 
 impl BExpr {
     pub fn literal(v: Value, ty: KqlType, span: Span) -> BExpr {
-        BExpr { kind: BKind::Literal(v), ty, span }
+        BExpr {
+            kind: BKind::Literal(v),
+            ty,
+            span,
+        }
     }
     pub fn as_literal(&self) -> Option<&Value> {
         match &self.kind {
@@ -51,12 +72,17 @@ impl BExpr {
             BKind::Column(i) => out.push(*i),
             BKind::Literal(_) => {}
             BKind::Neg(e) => e.columns(out),
-            BKind::Binary(_, l, r) | BKind::Str { left: l, right: r, .. } => {
+            BKind::Binary(_, l, r)
+            | BKind::Str {
+                left: l, right: r, ..
+            } => {
                 l.columns(out);
                 r.columns(out);
             }
             BKind::List { left, .. } => left.columns(out),
-            BKind::Between { expr, low, high, .. } => {
+            BKind::Between {
+                expr, low, high, ..
+            } => {
                 expr.columns(out);
                 low.columns(out);
                 high.columns(out);
@@ -105,17 +131,50 @@ pub struct SortSpec {
 
 #[derive(Clone, Debug)]
 pub enum Plan {
-    Scan { table: String, schema: Schema },
-    Values { schema: Schema, chunk: Chunk, label: &'static str },
-    Filter { input: Box<Plan>, pred: BExpr },
+    Scan {
+        table: String,
+        schema: Schema,
+    },
+    Values {
+        schema: Schema,
+        chunk: Chunk,
+        label: &'static str,
+    },
+    Filter {
+        input: Box<Plan>,
+        pred: BExpr,
+    },
     /// project, extend, project-away, project-rename: output column i = exprs[i].
-    Project { input: Box<Plan>, exprs: Vec<BExpr>, schema: Schema, label: &'static str },
-    Aggregate { input: Box<Plan>, keys: Vec<BExpr>, aggs: Vec<AggSpec>, schema: Schema, label: &'static str },
-    Sort { input: Box<Plan>, keys: Vec<SortSpec> },
-    Limit { input: Box<Plan>, n: usize },
-    Count { input: Box<Plan> },
+    Project {
+        input: Box<Plan>,
+        exprs: Vec<BExpr>,
+        schema: Schema,
+        label: &'static str,
+    },
+    Aggregate {
+        input: Box<Plan>,
+        keys: Vec<BExpr>,
+        aggs: Vec<AggSpec>,
+        schema: Schema,
+        label: &'static str,
+    },
+    Sort {
+        input: Box<Plan>,
+        keys: Vec<SortSpec>,
+    },
+    Limit {
+        input: Box<Plan>,
+        n: usize,
+    },
+    Count {
+        input: Box<Plan>,
+    },
     /// Each leg maps the output columns to its own column indexes (None: fill with null).
-    Union { inputs: Vec<(Plan, Vec<Option<usize>>, Option<String>)>, schema: Schema, with_source: bool },
+    Union {
+        inputs: Vec<(Plan, Vec<Option<usize>>, Option<String>)>,
+        schema: Schema,
+        with_source: bool,
+    },
 }
 
 impl Plan {
@@ -126,7 +185,9 @@ impl Plan {
             | Plan::Project { schema, .. }
             | Plan::Aggregate { schema, .. }
             | Plan::Union { schema, .. } => schema.clone(),
-            Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => input.schema(),
+            Plan::Filter { input, .. } | Plan::Sort { input, .. } | Plan::Limit { input, .. } => {
+                input.schema()
+            }
             Plan::Count { .. } => vec![("Count".into(), KqlType::Long)],
         }
     }
@@ -161,29 +222,56 @@ impl Plan {
     fn explain_into(&self, out: &mut String, depth: usize) {
         let pad = "  ".repeat(depth);
         let schema = self.schema();
-        let names = |s: &Schema| s.iter().map(|(n, t)| format!("{n}:{t}")).collect::<Vec<_>>().join(", ");
+        let names = |s: &Schema| {
+            s.iter()
+                .map(|(n, t)| format!("{n}:{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self {
             Plan::Scan { table, schema } => {
                 let _ = writeln!(out, "{pad}Scan {table} [{}]", names(schema));
             }
-            Plan::Values { schema, chunk, label } => {
-                let _ = writeln!(out, "{pad}Values ({label}, {} rows) [{}]", chunk.len, names(schema));
+            Plan::Values {
+                schema,
+                chunk,
+                label,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}Values ({label}, {} rows) [{}]",
+                    chunk.len,
+                    names(schema)
+                );
             }
             Plan::Filter { input, pred } => {
                 let inner = input.schema();
-                let _ = writeln!(out, "{pad}Filter {}", crate::exec::describe_predicate(pred, &inner));
+                let _ = writeln!(
+                    out,
+                    "{pad}Filter {}",
+                    crate::exec::describe_predicate(pred, &inner)
+                );
                 input.explain_into(out, depth + 1);
             }
             Plan::Project { input, label, .. } => {
                 let _ = writeln!(out, "{pad}Project ({label}) [{}]", names(&schema));
                 input.explain_into(out, depth + 1);
             }
-            Plan::Aggregate { input, keys, aggs, label, .. } => {
+            Plan::Aggregate {
+                input,
+                keys,
+                aggs,
+                label,
+                ..
+            } => {
                 let _ = writeln!(
                     out,
                     "{pad}Aggregate ({label}) keys={} aggregates={} [{}]",
                     keys.len(),
-                    aggs.iter().map(|a| format!("{:?}", a.func)).collect::<Vec<_>>().join(","),
+                    aggs.iter()
+                        .map(|a| format!("{:?}", a.func))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     names(&schema)
                 );
                 input.explain_into(out, depth + 1);

@@ -26,7 +26,9 @@ fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let module = py.import("rmmhunt.errors")?;
         let cls = module.getattr(class)?;
-        let (line, col) = e.line_col().map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        let (line, col) = e
+            .line_col()
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
         let obj = cls.call1((e.render(),))?;
         obj.setattr("message", e.message.clone())?;
         obj.setattr("line", line)?;
@@ -39,14 +41,23 @@ fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
 fn parse_now(now: Option<&str>) -> PyResult<i64> {
     match now {
         None => Ok(time::now_ticks()),
-        Some(s) => time::parse_datetime(s).ok_or_else(|| PyValueError::new_err(format!("now: cannot read {s:?} as a datetime"))),
+        Some(s) => time::parse_datetime(s)
+            .ok_or_else(|| PyValueError::new_err(format!("now: cannot read {s:?} as a datetime"))),
     }
 }
 
-fn catalog_from(py: Python<'_>, tables: Option<HashMap<String, PyRecordBatchReader>>) -> PyResult<Catalog> {
+fn catalog_from(
+    py: Python<'_>,
+    tables: Option<HashMap<String, PyRecordBatchReader>>,
+) -> PyResult<Catalog> {
     let mut catalog: Catalog = HashMap::new();
     for (name, reader) in tables.unwrap_or_default() {
-        let table = reader.into_table().map_err(|e| to_pyerr(py, Error::data(format!("table '{name}': {}", PyErr::from(e)))))?;
+        let table = reader.into_table().map_err(|e| {
+            to_pyerr(
+                py,
+                Error::data(format!("table '{name}': {}", PyErr::from(e))),
+            )
+        })?;
         let (batches, schema) = table.into_inner();
         let mem = MemTable::new(schema, batches);
         catalog.insert(name, Arc::new(mem) as Arc<dyn TableProvider>);
@@ -73,47 +84,77 @@ impl PyQuery {
         self.inner.tables()
     }
     #[pyo3(signature = (tables=None, now=None))]
-    fn explain(&self, py: Python<'_>, tables: Option<HashMap<String, PyRecordBatchReader>>, now: Option<&str>) -> PyResult<String> {
+    fn explain(
+        &self,
+        py: Python<'_>,
+        tables: Option<HashMap<String, PyRecordBatchReader>>,
+        now: Option<&str>,
+    ) -> PyResult<String> {
         let catalog = catalog_from(py, tables)?;
         let now = parse_now(now)?;
-        self.inner.explain(&catalog, now).map_err(|e| to_pyerr(py, e))
+        self.inner
+            .explain(&catalog, now)
+            .map_err(|e| to_pyerr(py, e))
     }
     fn insert_where(&self, py: Python<'_>, predicate: &str) -> PyResult<PyQuery> {
-        self.inner.insert_where(predicate).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+        self.inner
+            .insert_where(predicate)
+            .map(|inner| PyQuery { inner })
+            .map_err(|e| to_pyerr(py, e))
     }
     fn insert_extend(&self, py: Python<'_>, name: &str, expr: &str) -> PyResult<PyQuery> {
-        self.inner.insert_extend(name, expr).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+        self.inner
+            .insert_extend(name, expr)
+            .map(|inner| PyQuery { inner })
+            .map_err(|e| to_pyerr(py, e))
     }
     fn add_aggregates(&self, py: Python<'_>, items: Vec<(String, String)>) -> PyResult<PyQuery> {
-        self.inner.add_aggregates(&items).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+        self.inner
+            .add_aggregates(&items)
+            .map(|inner| PyQuery { inner })
+            .map_err(|e| to_pyerr(py, e))
     }
     fn set_let(&self, py: Python<'_>, name: &str, expr: &str) -> PyResult<PyQuery> {
-        self.inner.set_let(name, expr).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+        self.inner
+            .set_let(name, expr)
+            .map(|inner| PyQuery { inner })
+            .map_err(|e| to_pyerr(py, e))
     }
 }
 
 /// Parses KQL; raises KqlSyntaxError with line and column.
 #[pyfunction]
 fn parse(py: Python<'_>, kql: &str) -> PyResult<PyQuery> {
-    Query::parse(kql).map(|inner| PyQuery { inner }).map_err(|e| to_pyerr(py, e))
+    Query::parse(kql)
+        .map(|inner| PyQuery { inner })
+        .map_err(|e| to_pyerr(py, e))
 }
 
 /// Runs KQL over tables; returns (arrow table, [kql type names]).
 #[pyfunction]
 #[pyo3(signature = (kql, tables=None, now=None))]
-fn query(py: Python<'_>, kql: &str, tables: Option<HashMap<String, PyRecordBatchReader>>, now: Option<&str>) -> PyResult<(PyTable, Vec<String>)> {
+fn query(
+    py: Python<'_>,
+    kql: &str,
+    tables: Option<HashMap<String, PyRecordBatchReader>>,
+    now: Option<&str>,
+) -> PyResult<(PyTable, Vec<String>)> {
     let catalog = catalog_from(py, tables)?;
     let now = parse_now(now)?;
     let kql = kql.to_string();
-    let result: Result<(QueryResult, arrow::record_batch::RecordBatch), Error> = py.detach(move || {
-        let r = Query::parse(&kql)?.run(&catalog, now)?;
-        let batch = r.to_record_batch()?;
-        Ok((r, batch))
-    });
+    let result: Result<(QueryResult, arrow::record_batch::RecordBatch), Error> =
+        py.detach(move || {
+            let r = Query::parse(&kql)?.run(&catalog, now)?;
+            let batch = r.to_record_batch()?;
+            Ok((r, batch))
+        });
     let (r, batch) = result.map_err(|e| to_pyerr(py, e))?;
     let schema = batch.schema();
     let table = PyTable::try_new(vec![batch], schema)?;
-    Ok((table, r.types.iter().map(|t| t.name().to_string()).collect()))
+    Ok((
+        table,
+        r.types.iter().map(|t| t.name().to_string()).collect(),
+    ))
 }
 
 /// A KQL string literal whose value is exactly `s` (safe for any text).

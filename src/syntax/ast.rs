@@ -11,7 +11,11 @@ pub struct Query {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Statement {
-    Let { name: Ident, value: LetValue, span: Span },
+    Let {
+        name: Ident,
+        value: LetValue,
+        span: Span,
+    },
     Tabular(TabularExpr),
 }
 
@@ -38,10 +42,27 @@ pub struct TabularExpr {
 pub enum Source {
     /// A table or a `let`-bound tabular expression.
     Named(Ident),
-    Datatable { schema: Vec<(Ident, KqlType)>, values: Vec<Expr>, span: Span },
-    Print { exprs: Vec<NamedExpr>, span: Span },
-    Range { column: Ident, from: Expr, to: Expr, step: Expr, span: Span },
-    Union { params: UnionParams, legs: Vec<TabularExpr>, span: Span },
+    Datatable {
+        schema: Vec<(Ident, KqlType)>,
+        values: Vec<Expr>,
+        span: Span,
+    },
+    Print {
+        exprs: Vec<NamedExpr>,
+        span: Span,
+    },
+    Range {
+        column: Ident,
+        from: Expr,
+        to: Expr,
+        step: Expr,
+        span: Span,
+    },
+    Union {
+        params: UnionParams,
+        legs: Vec<TabularExpr>,
+        span: Span,
+    },
     Paren(Box<TabularExpr>),
 }
 
@@ -68,19 +89,57 @@ pub struct SortKey {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operator {
-    Where { pred: Expr, span: Span },
-    Project { exprs: Vec<NamedExpr>, span: Span },
-    ProjectAway { columns: Vec<Ident>, span: Span },
-    ProjectRename { renames: Vec<(Ident, Ident)>, span: Span },
-    Extend { exprs: Vec<NamedExpr>, span: Span },
-    Summarize { aggs: Vec<NamedExpr>, by: Vec<NamedExpr>, span: Span },
+    Where {
+        pred: Expr,
+        span: Span,
+    },
+    Project {
+        exprs: Vec<NamedExpr>,
+        span: Span,
+    },
+    ProjectAway {
+        columns: Vec<Ident>,
+        span: Span,
+    },
+    ProjectRename {
+        renames: Vec<(Ident, Ident)>,
+        span: Span,
+    },
+    Extend {
+        exprs: Vec<NamedExpr>,
+        span: Span,
+    },
+    Summarize {
+        aggs: Vec<NamedExpr>,
+        by: Vec<NamedExpr>,
+        span: Span,
+    },
     /// `distinct *` is an empty column list.
-    Distinct { columns: Vec<NamedExpr>, span: Span },
-    Take { count: Expr, span: Span },
-    Sort { keys: Vec<SortKey>, span: Span },
-    Top { count: Expr, key: SortKey, span: Span },
-    Count { span: Span },
-    Union { params: UnionParams, legs: Vec<TabularExpr>, span: Span },
+    Distinct {
+        columns: Vec<NamedExpr>,
+        span: Span,
+    },
+    Take {
+        count: Expr,
+        span: Span,
+    },
+    Sort {
+        keys: Vec<SortKey>,
+        span: Span,
+    },
+    Top {
+        count: Expr,
+        key: SortKey,
+        span: Span,
+    },
+    Count {
+        span: Span,
+    },
+    Union {
+        params: UnionParams,
+        legs: Vec<TabularExpr>,
+        span: Span,
+    },
 }
 
 impl Operator {
@@ -153,19 +212,55 @@ pub enum ExprKind {
     Name(String),
     /// `*` as an argument: `count(*)`? no; `take_any(*)`, `arg_max(x, *)`.
     Star,
-    Call { name: Ident, args: Vec<Expr> },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+    },
     Neg(Box<Expr>),
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr> },
-    Str { op: StrOp, negated: bool, cs: bool, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Str {
+        op: StrOp,
+        negated: bool,
+        cs: bool,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// `in`, `!in`, `in~`, `!in~`, `has_any`, `has_all`.
-    List { op: ListOp, negated: bool, cs: bool, left: Box<Expr>, items: Vec<Expr> },
-    Between { negated: bool, expr: Box<Expr>, low: Box<Expr>, high: Box<Expr> },
+    List {
+        op: ListOp,
+        negated: bool,
+        cs: bool,
+        left: Box<Expr>,
+        items: Vec<Expr>,
+    },
+    Between {
+        negated: bool,
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+    },
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Literal {
     pub value: Value,
     pub ty: KqlType,
+}
+
+/// Literals compare by value and type, with NaN equal to NaN (a printed `real(nan)`
+/// must parse back to an equal tree).
+impl PartialEq for Literal {
+    fn eq(&self, other: &Literal) -> bool {
+        self.ty == other.ty
+            && match (&self.value, &other.value) {
+                (Value::Real(a), Value::Real(b)) => a == b || (a.is_nan() && b.is_nan()),
+                (a, b) => a == b,
+            }
+    }
 }
 
 impl Expr {

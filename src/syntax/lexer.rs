@@ -7,14 +7,20 @@ use crate::error::{Error, Result, Span};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tok {
     /// An identifier or keyword; `quoted` for `['name']` / `["name"]`.
-    Ident { name: String, quoted: bool },
+    Ident {
+        name: String,
+        quoted: bool,
+    },
     /// A number as written (`12`, `1.5`, `1e3`, `0x1F`), possibly with a timespan suffix (`5d`).
     Number(String),
     /// A decoded string literal (adjacent literals already concatenated).
     Str(String),
     /// The raw text between the parentheses of `datetime(...)`, `timespan(...)`, `time(...)`,
     /// `guid(...)`: these literals hold unquoted text.
-    RawLiteral { func: String, text: String },
+    RawLiteral {
+        func: String,
+        text: String,
+    },
     Punct(&'static str),
     Eof,
 }
@@ -34,7 +40,11 @@ const PUNCTS: [&str; 31] = [
 const RAW_LITERAL_FUNCS: [&str; 5] = ["datetime", "timespan", "time", "guid", "date"];
 
 pub fn tokenize(src: &str) -> Result<Vec<Token>> {
-    let mut lx = Lexer { src, pos: 0, out: Vec::new() };
+    let mut lx = Lexer {
+        src,
+        pos: 0,
+        out: Vec::new(),
+    };
     lx.run()?;
     Ok(lx.out)
 }
@@ -78,7 +88,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn push(&mut self, tok: Tok, start: usize) {
-        self.out.push(Token { tok, span: Span::new(start, self.pos) });
+        self.out.push(Token {
+            tok,
+            span: Span::new(start, self.pos),
+        });
     }
 
     fn run(&mut self) -> Result<()> {
@@ -91,7 +104,11 @@ impl<'a> Lexer<'a> {
             };
             if let Some(s) = self.try_string()? {
                 // Adjacent string literals concatenate.
-                if let Some(Token { tok: Tok::Str(prev), span }) = self.out.last_mut() {
+                if let Some(Token {
+                    tok: Tok::Str(prev),
+                    span,
+                }) = self.out.last_mut()
+                {
                     prev.push_str(&s);
                     span.end = self.pos;
                     continue;
@@ -111,12 +128,17 @@ impl<'a> Lexer<'a> {
                 }
                 self.pos = start;
             }
-            if c.is_ascii_digit() || (c == '.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit()) && !self.prev_is_operand()) {
+            if c.is_ascii_digit()
+                || (c == '.'
+                    && self.peek_at(1).is_some_and(|d| d.is_ascii_digit())
+                    && !self.prev_is_operand())
+            {
                 self.number();
                 self.push(Tok::Number(self.src[start..self.pos].to_string()), start);
                 continue;
             }
             if is_ident_start(c) {
+                self.pos += c.len_utf8();
                 while self.peek().is_some_and(is_ident_char) {
                     self.pos += self.peek().map_or(0, char::len_utf8);
                 }
@@ -125,7 +147,13 @@ impl<'a> Lexer<'a> {
                     self.raw_literal(name, start)?;
                     continue;
                 }
-                self.push(Tok::Ident { name, quoted: false }, start);
+                self.push(
+                    Tok::Ident {
+                        name,
+                        quoted: false,
+                    },
+                    start,
+                );
                 continue;
             }
             if let Some(p) = PUNCTS.iter().find(|p| self.rest().starts_with(**p)) {
@@ -134,13 +162,22 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             let len = c.len_utf8();
-            return Err(Error::syntax(format!("unexpected character {c:?}"), Span::new(start, start + len)));
+            return Err(Error::syntax(
+                format!("unexpected character {c:?}"),
+                Span::new(start, start + len),
+            ));
         }
     }
 
     /// After an operand (`x.5` is member access, not `x` then `.5`), a dot is punctuation.
     fn prev_is_operand(&self) -> bool {
-        matches!(self.out.last(), Some(Token { tok: Tok::Ident { .. } | Tok::Number(_) | Tok::Punct(")" | "]"), .. }))
+        matches!(
+            self.out.last(),
+            Some(Token {
+                tok: Tok::Ident { .. } | Tok::Number(_) | Tok::Punct(")" | "]"),
+                ..
+            })
+        )
     }
 
     fn next_nontrivia_is(&self, want: char) -> bool {
@@ -164,7 +201,11 @@ impl<'a> Lexer<'a> {
             while self.peek().is_some_and(|c| c.is_ascii_digit()) {
                 self.pos += 1;
             }
-        } else if self.peek() == Some('.') && !self.peek_at(1).is_some_and(|c| c == '.' || is_ident_start(c)) {
+        } else if self.peek() == Some('.')
+            && !self
+                .peek_at(1)
+                .is_some_and(|c| c == '.' || is_ident_start(c))
+        {
             // `1.` is a real literal; `1..5` and `x.y` are not.
             self.pos += 1;
         }
@@ -230,7 +271,10 @@ impl<'a> Lexer<'a> {
         for fence in ["```", "~~~"] {
             if let Some(body) = rest.strip_prefix(fence) {
                 let Some(end) = body.find(fence) else {
-                    return Err(Error::syntax("unterminated multi-line string literal", Span::new(start, self.src.len())));
+                    return Err(Error::syntax(
+                        "unterminated multi-line string literal",
+                        Span::new(start, self.src.len()),
+                    ));
                 };
                 self.pos += fence.len() * 2 + end;
                 return Ok(Some(body[..end].to_string()));
@@ -272,11 +316,17 @@ impl<'a> Lexer<'a> {
         let mut i = body_start;
         loop {
             if i >= bytes.len() {
-                return Err(Error::syntax("unterminated string literal", Span::new(start, self.src.len())));
+                return Err(Error::syntax(
+                    "unterminated string literal",
+                    Span::new(start, self.src.len()),
+                ));
             }
             let b = bytes[i];
             if b == b'\n' && !verbatim {
-                return Err(Error::syntax("unterminated string literal (newline inside quotes)", Span::new(start, start + i)));
+                return Err(Error::syntax(
+                    "unterminated string literal (newline inside quotes)",
+                    Span::new(start, start + i),
+                ));
             }
             if verbatim {
                 if b == quote as u8 {
@@ -299,7 +349,12 @@ impl<'a> Lexer<'a> {
         let value = if verbatim {
             body.replace(&format!("{quote}{quote}"), &quote.to_string())
         } else {
-            decode_string(body).map_err(|(msg, off)| Error::syntax(msg, Span::new(start + body_start + off, start + body_start + off + 1)))?
+            decode_string(body).map_err(|(msg, off)| {
+                Error::syntax(
+                    msg,
+                    Span::new(start + body_start + off, start + body_start + off + 1),
+                )
+            })?
         };
         Ok(Some(value))
     }
@@ -307,7 +362,11 @@ impl<'a> Lexer<'a> {
 
 /// If `raw` is exactly one string literal, its value.
 fn tokenize_single_string(raw: &str) -> Option<String> {
-    let mut lx = Lexer { src: raw, pos: 0, out: Vec::new() };
+    let mut lx = Lexer {
+        src: raw,
+        pos: 0,
+        out: Vec::new(),
+    };
     let s = lx.try_string().ok()??;
     if lx.pos == raw.len() {
         Some(s)
@@ -330,11 +389,15 @@ pub fn decode_string(body: &str) -> std::result::Result<String, (String, usize)>
         let Some((_, e)) = it.next() else {
             return Err(("string literal ends with a lone backslash".into(), i));
         };
-        let hex = |it: &mut std::iter::Peekable<std::str::CharIndices>, n: usize| -> std::result::Result<char, (String, usize)> {
+        let hex = |it: &mut std::iter::Peekable<std::str::CharIndices>,
+                   n: usize|
+         -> std::result::Result<char, (String, usize)> {
             let mut v: u32 = 0;
             for _ in 0..n {
                 match it.next() {
-                    Some((_, h)) if h.is_ascii_hexdigit() => v = v * 16 + h.to_digit(16).unwrap_or(0),
+                    Some((_, h)) if h.is_ascii_hexdigit() => {
+                        v = v * 16 + h.to_digit(16).unwrap_or(0)
+                    }
                     _ => return Err((format!("invalid \\{e} escape: expected {n} hex digits"), i)),
                 }
             }
@@ -383,7 +446,12 @@ pub fn quote_string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{FEFF}') => {
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{FEFF}'
+                ) =>
+            {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
                     out.push_str(&format!("\\u{unit:04x}"));
@@ -404,7 +472,13 @@ mod tests {
         tokenize(src)
             .unwrap()
             .into_iter()
-            .filter_map(|t| if let Tok::Str(s) = t.tok { Some(s) } else { None })
+            .filter_map(|t| {
+                if let Tok::Str(s) = t.tok {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
@@ -430,8 +504,11 @@ mod tests {
             (r#"h@'C:\x'"#, "C:\\x"),
             ("```multi\nline```", "multi\nline"),
             (r#""ab" 'cd'"#, "abcd"),
-            (r#""ab" // comment
-               "cd""#, "abcd"),
+            (
+                r#""ab" // comment
+               "cd""#,
+                "abcd",
+            ),
         ];
         for (src, want) in cases {
             assert_eq!(strs(src), vec![want.to_string()], "{src}");
@@ -440,7 +517,17 @@ mod tests {
 
     #[test]
     fn quote_string_round_trips() {
-        for s in ["", "plain", "quo\"te", "back\\slash", "new\nline", "\u{0}\u{1f}", "é😀", "\u{2028}", "'; drop"] {
+        for s in [
+            "",
+            "plain",
+            "quo\"te",
+            "back\\slash",
+            "new\nline",
+            "\u{0}\u{1f}",
+            "é😀",
+            "\u{2028}",
+            "'; drop",
+        ] {
             let q = quote_string(s);
             assert_eq!(strs(&q), vec![s.to_string()], "{q}");
         }
@@ -454,7 +541,11 @@ mod tests {
 
     #[test]
     fn numbers_and_ranges() {
-        let toks: Vec<Tok> = tokenize("1..5 1.5h 0x1F 2e3 5d").unwrap().into_iter().map(|t| t.tok).collect();
+        let toks: Vec<Tok> = tokenize("1..5 1.5h 0x1F 2e3 5d")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.tok)
+            .collect();
         assert_eq!(toks[0], Tok::Number("1".into()));
         assert_eq!(toks[1], Tok::Punct(".."));
         assert_eq!(toks[2], Tok::Number("5".into()));
@@ -466,13 +557,32 @@ mod tests {
 
     #[test]
     fn raw_literals() {
-        let toks: Vec<Tok> = tokenize("datetime(2015-12-31 23:59:59.9) time(1.02:03:04) datetime(\"2020-01-01\")")
-            .unwrap()
-            .into_iter()
-            .map(|t| t.tok)
-            .collect();
-        assert_eq!(toks[0], Tok::RawLiteral { func: "datetime".into(), text: "2015-12-31 23:59:59.9".into() });
-        assert_eq!(toks[1], Tok::RawLiteral { func: "time".into(), text: "1.02:03:04".into() });
-        assert_eq!(toks[2], Tok::RawLiteral { func: "datetime".into(), text: "2020-01-01".into() });
+        let toks: Vec<Tok> =
+            tokenize("datetime(2015-12-31 23:59:59.9) time(1.02:03:04) datetime(\"2020-01-01\")")
+                .unwrap()
+                .into_iter()
+                .map(|t| t.tok)
+                .collect();
+        assert_eq!(
+            toks[0],
+            Tok::RawLiteral {
+                func: "datetime".into(),
+                text: "2015-12-31 23:59:59.9".into()
+            }
+        );
+        assert_eq!(
+            toks[1],
+            Tok::RawLiteral {
+                func: "time".into(),
+                text: "1.02:03:04".into()
+            }
+        );
+        assert_eq!(
+            toks[2],
+            Tok::RawLiteral {
+                func: "datetime".into(),
+                text: "2020-01-01".into()
+            }
+        );
     }
 }

@@ -14,23 +14,67 @@ const MAX_DEPTH: usize = 200;
 
 /// Tabular operators that exist in KQL but that rmmhunt does not run: a clear refusal.
 const KNOWN_UNSUPPORTED_OPERATORS: &[&str] = &[
-    "join", "lookup", "mv-expand", "mvexpand", "mv-apply", "mvapply", "parse", "parse-where", "parse-kv",
-    "evaluate", "make-series", "render", "invoke", "serialize", "sample", "sample-distinct", "as",
-    "getschema", "top-nested", "top-hitters", "find", "search", "fork", "facet", "partition", "scan",
-    "project-keep", "project-reorder", "reduce", "consume", "externaldata", "extend-schema", "lookup",
-    "order-by", "summarize-by", "make_series", "graph-match", "macro-expand", "assert-schema",
+    "join",
+    "lookup",
+    "mv-expand",
+    "mvexpand",
+    "mv-apply",
+    "mvapply",
+    "parse",
+    "parse-where",
+    "parse-kv",
+    "evaluate",
+    "make-series",
+    "render",
+    "invoke",
+    "serialize",
+    "sample",
+    "sample-distinct",
+    "as",
+    "getschema",
+    "top-nested",
+    "top-hitters",
+    "find",
+    "search",
+    "fork",
+    "facet",
+    "partition",
+    "scan",
+    "project-keep",
+    "project-reorder",
+    "reduce",
+    "consume",
+    "externaldata",
+    "extend-schema",
+    "lookup",
+    "order-by",
+    "summarize-by",
+    "make_series",
+    "graph-match",
+    "macro-expand",
+    "assert-schema",
 ];
 
 pub fn parse_query(src: &str) -> Result<Query> {
     let toks = tokenize(src).map_err(|e| e.with_source(src))?;
-    let mut p = Parser { toks, pos: 0, depth: 0, in_datatable: false };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        in_datatable: false,
+    };
     p.query().map_err(|e| e.with_source(src))
 }
 
 /// Parses a lone scalar expression (for predicates handed in by the rules layer).
 pub fn parse_expression(src: &str) -> Result<Expr> {
     let toks = tokenize(src).map_err(|e| e.with_source(src))?;
-    let mut p = Parser { toks, pos: 0, depth: 0, in_datatable: false };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        in_datatable: false,
+    };
     let e = p.expr().map_err(|e| e.with_source(src))?;
     if !p.at_eof() {
         return Err(p.unexpected("end of expression").with_source(src));
@@ -121,7 +165,10 @@ impl Parser {
         }
     }
     fn unexpected(&self, wanted: &str) -> Error {
-        Error::syntax(format!("expected {wanted}, found {}", describe(self.peek())), self.span())
+        Error::syntax(
+            format!("expected {wanted}, found {}", describe(self.peek())),
+            self.span(),
+        )
     }
     /// Two tokens written with nothing between them (`!has`, `in~`, `project-away`).
     fn adjacent(&self, n: usize) -> bool {
@@ -141,7 +188,10 @@ impl Parser {
     fn enter(&mut self) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(Error::syntax(format!("query is nested too deeply (more than {MAX_DEPTH} levels)"), self.span()));
+            return Err(Error::syntax(
+                format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+                self.span(),
+            ));
         }
         Ok(())
     }
@@ -173,7 +223,10 @@ impl Parser {
             let name = self.ident()?;
             self.expect_punct("=")?;
             if self.is_punct("(") && self.looks_like_lambda() {
-                return Err(Error::unsupported("a let function (lambda)", start.to(self.span())));
+                return Err(Error::unsupported(
+                    "a let function (lambda)",
+                    start.to(self.span()),
+                ));
             }
             let value = if self.starts_tabular_source() {
                 LetValue::Tabular(self.tabular()?)
@@ -190,11 +243,18 @@ impl Parser {
             if !self.is_punct(";") {
                 return Err(self.unexpected("';' after the let statement"));
             }
-            return Ok(Statement::Let { name, value, span: start.to(self.prev_span()) });
+            return Ok(Statement::Let {
+                name,
+                value,
+                span: start.to(self.prev_span()),
+            });
         }
         for kw in ["set", "declare", "alias", "pattern", "restrict"] {
             if self.is_kw(kw) && matches!(self.peek_at(1), Tok::Ident { .. }) {
-                return Err(Error::unsupported(format!("the '{kw}' statement"), self.span()));
+                return Err(Error::unsupported(
+                    format!("the '{kw}' statement"),
+                    self.span(),
+                ));
             }
         }
         Ok(Statement::Tabular(self.tabular()?))
@@ -210,7 +270,10 @@ impl Parser {
                 Tok::Punct(")") => {
                     depth -= 1;
                     if depth == 0 {
-                        return matches!(self.toks.get(i + 1).map(|t| &t.tok), Some(Tok::Punct("{")));
+                        return matches!(
+                            self.toks.get(i + 1).map(|t| &t.tok),
+                            Some(Tok::Punct("{"))
+                        );
                     }
                 }
                 Tok::Eof => return false,
@@ -242,7 +305,11 @@ impl Parser {
             ops.push(self.operator()?);
         }
         self.depth -= 1;
-        Ok(TabularExpr { source, ops, span: start.to(self.prev_span()) })
+        Ok(TabularExpr {
+            source,
+            ops,
+            span: start.to(self.prev_span()),
+        })
     }
 
     fn source(&mut self) -> Result<Source> {
@@ -255,6 +322,16 @@ impl Parser {
         if self.is_kw("datatable") && matches!(self.peek_at(1), Tok::Punct("(")) {
             self.bump();
             let schema = self.schema()?;
+            // `['a']` lexes as a quoted name; after a datatable schema it is one string cell.
+            if let Tok::Ident { name, quoted: true } = self.peek().clone() {
+                let s = self.bump().span;
+                let values = vec![Expr::literal(Value::String(name), KqlType::String, s)];
+                return Ok(Source::Datatable {
+                    schema,
+                    values,
+                    span: start.to(s),
+                });
+            }
             self.expect_punct("[")?;
             let mut values = Vec::new();
             if !self.is_punct("]") {
@@ -272,7 +349,11 @@ impl Parser {
                 }
             }
             self.expect_punct("]")?;
-            return Ok(Source::Datatable { schema, values, span: start.to(self.prev_span()) });
+            return Ok(Source::Datatable {
+                schema,
+                values,
+                span: start.to(self.prev_span()),
+            });
         }
         if self.is_kw("print") {
             self.bump();
@@ -281,7 +362,10 @@ impl Parser {
             } else {
                 self.named_exprs()?
             };
-            return Ok(Source::Print { exprs, span: start.to(self.prev_span()) });
+            return Ok(Source::Print {
+                exprs,
+                span: start.to(self.prev_span()),
+            });
         }
         if self.is_kw("range") && matches!(self.peek_at(1), Tok::Ident { .. }) {
             self.bump();
@@ -292,14 +376,35 @@ impl Parser {
             let to = self.expr()?;
             self.expect_kw("step")?;
             let step = self.expr()?;
-            return Ok(Source::Range { column, from, to, step, span: start.to(self.prev_span()) });
+            return Ok(Source::Range {
+                column,
+                from,
+                to,
+                step,
+                span: start.to(self.prev_span()),
+            });
         }
         if self.is_kw("union") {
             self.bump();
             let (params, legs) = self.union_body()?;
-            return Ok(Source::Union { params, legs, span: start.to(self.prev_span()) });
+            return Ok(Source::Union {
+                params,
+                legs,
+                span: start.to(self.prev_span()),
+            });
         }
-        for kw in ["externaldata", "materialize", "view", "evaluate", "find", "search", "toscalar", "cluster", "database", "table"] {
+        for kw in [
+            "externaldata",
+            "materialize",
+            "view",
+            "evaluate",
+            "find",
+            "search",
+            "toscalar",
+            "cluster",
+            "database",
+            "table",
+        ] {
             if self.is_kw(kw) {
                 return Err(Error::unsupported(format!("'{kw}'"), self.span()));
             }
@@ -308,7 +413,10 @@ impl Parser {
             Tok::Ident { .. } => {
                 let id = self.ident()?;
                 if self.is_punct("(") {
-                    return Err(Error::unsupported(format!("calling '{}' as a tabular function", id.name), id.span));
+                    return Err(Error::unsupported(
+                        format!("calling '{}' as a tabular function", id.name),
+                        id.span,
+                    ));
                 }
                 if self.is_punct("*") && self.adjacent(0) {
                     return Err(Error::unsupported("table name wildcards", id.span));
@@ -328,8 +436,9 @@ impl Parser {
                 self.expect_punct(":")?;
                 let tspan = self.span();
                 let tname = self.ident()?;
-                let ty = KqlType::from_name(&tname.name)
-                    .ok_or_else(|| Error::syntax(format!("unknown type '{}'", tname.name), tspan))?;
+                let ty = KqlType::from_name(&tname.name).ok_or_else(|| {
+                    Error::syntax(format!("unknown type '{}'", tname.name), tspan)
+                })?;
                 cols.push((name, ty));
                 if !self.eat_punct(",") {
                     break;
@@ -350,7 +459,12 @@ impl Parser {
                 match k.name.as_str() {
                     "inner" => params.inner = true,
                     "outer" => params.inner = false,
-                    _ => return Err(Error::syntax(format!("unknown union kind '{}'", k.name), k.span)),
+                    _ => {
+                        return Err(Error::syntax(
+                            format!("unknown union kind '{}'", k.name),
+                            k.span,
+                        ))
+                    }
                 }
             } else if self.is_kw("withsource") && matches!(self.peek_at(1), Tok::Punct("=")) {
                 self.bump();
@@ -381,7 +495,11 @@ impl Parser {
                 if self.is_punct("*") && self.adjacent(0) {
                     return Err(Error::unsupported("table name wildcards", id.span));
                 }
-                TabularExpr { source: Source::Named(id), ops: vec![], span: start.to(self.prev_span()) }
+                TabularExpr {
+                    source: Source::Named(id),
+                    ops: vec![],
+                    span: start.to(self.prev_span()),
+                }
             };
             legs.push(leg);
             if !self.eat_punct(",") {
@@ -394,14 +512,22 @@ impl Parser {
     /// The operator name after `|`, joining hyphenated names (`project-away`).
     fn operator_name(&mut self) -> Result<(String, Span)> {
         let start = self.span();
-        let Tok::Ident { name, quoted: false } = self.peek().clone() else {
+        let Tok::Ident {
+            name,
+            quoted: false,
+        } = self.peek().clone()
+        else {
             return Err(self.unexpected("an operator name after '|'"));
         };
         self.bump();
         let mut name = name;
         let mut span = start;
         while self.is_punct("-") && self.prev_span().end == self.span().start && self.adjacent(0) {
-            if let Tok::Ident { name: next, quoted: false } = self.peek_at(1).clone() {
+            if let Tok::Ident {
+                name: next,
+                quoted: false,
+            } = self.peek_at(1).clone()
+            {
                 self.bump();
                 span = span.to(self.bump().span);
                 name = format!("{name}-{next}");
@@ -418,15 +544,24 @@ impl Parser {
         let op = match name.as_str() {
             "where" | "filter" => {
                 let pred = self.expr()?;
-                Operator::Where { pred, span: start.to(self.prev_span()) }
+                Operator::Where {
+                    pred,
+                    span: start.to(self.prev_span()),
+                }
             }
             "project" => {
                 let exprs = self.named_exprs()?;
-                Operator::Project { exprs, span: start.to(self.prev_span()) }
+                Operator::Project {
+                    exprs,
+                    span: start.to(self.prev_span()),
+                }
             }
             "extend" => {
                 let exprs = self.named_exprs()?;
-                Operator::Extend { exprs, span: start.to(self.prev_span()) }
+                Operator::Extend {
+                    exprs,
+                    span: start.to(self.prev_span()),
+                }
             }
             "project-away" => {
                 let mut columns = Vec::new();
@@ -436,7 +571,10 @@ impl Parser {
                         break;
                     }
                 }
-                Operator::ProjectAway { columns, span: start.to(self.prev_span()) }
+                Operator::ProjectAway {
+                    columns,
+                    span: start.to(self.prev_span()),
+                }
             }
             "project-rename" => {
                 let mut renames = Vec::new();
@@ -449,26 +587,51 @@ impl Parser {
                         break;
                     }
                 }
-                Operator::ProjectRename { renames, span: start.to(self.prev_span()) }
+                Operator::ProjectRename {
+                    renames,
+                    span: start.to(self.prev_span()),
+                }
             }
             "summarize" => {
                 self.skip_hints()?;
-                let aggs = if self.is_kw("by") { Vec::new() } else { self.named_exprs()? };
-                let by = if self.eat_kw("by") { self.named_exprs()? } else { Vec::new() };
+                let aggs = if self.is_kw("by") {
+                    Vec::new()
+                } else {
+                    self.named_exprs()?
+                };
+                let by = if self.eat_kw("by") {
+                    self.named_exprs()?
+                } else {
+                    Vec::new()
+                };
                 if aggs.is_empty() && by.is_empty() {
                     return Err(self.unexpected("an aggregate or 'by'"));
                 }
-                Operator::Summarize { aggs, by, span: start.to(self.prev_span()) }
+                Operator::Summarize {
+                    aggs,
+                    by,
+                    span: start.to(self.prev_span()),
+                }
             }
             "distinct" => {
                 self.skip_hints()?;
-                let columns = if self.eat_punct("*") { Vec::new() } else { self.named_exprs()? };
-                Operator::Distinct { columns, span: start.to(self.prev_span()) }
+                let columns = if self.eat_punct("*") {
+                    Vec::new()
+                } else {
+                    self.named_exprs()?
+                };
+                Operator::Distinct {
+                    columns,
+                    span: start.to(self.prev_span()),
+                }
             }
             "take" | "limit" => {
                 self.skip_hints()?;
                 let count = self.expr()?;
-                Operator::Take { count, span: start.to(self.prev_span()) }
+                Operator::Take {
+                    count,
+                    span: start.to(self.prev_span()),
+                }
             }
             "sort" | "order" => {
                 self.skip_hints()?;
@@ -480,26 +643,45 @@ impl Parser {
                         break;
                     }
                 }
-                Operator::Sort { keys, span: start.to(self.prev_span()) }
+                Operator::Sort {
+                    keys,
+                    span: start.to(self.prev_span()),
+                }
             }
             "top" => {
                 let count = self.expr()?;
                 self.expect_kw("by")?;
                 let key = self.sort_key()?;
                 if self.is_punct(",") {
-                    return Err(Error::unsupported("top with several sort keys", self.span()));
+                    return Err(Error::unsupported(
+                        "top with several sort keys",
+                        self.span(),
+                    ));
                 }
-                Operator::Top { count, key, span: start.to(self.prev_span()) }
+                Operator::Top {
+                    count,
+                    key,
+                    span: start.to(self.prev_span()),
+                }
             }
             "count" => Operator::Count { span: start },
             "union" => {
                 let (params, legs) = self.union_body()?;
-                Operator::Union { params, legs, span: start.to(self.prev_span()) }
+                Operator::Union {
+                    params,
+                    legs,
+                    span: start.to(self.prev_span()),
+                }
             }
             other if KNOWN_UNSUPPORTED_OPERATORS.contains(&other) => {
                 return Err(Error::unsupported(format!("the '{other}' operator"), nspan));
             }
-            other => return Err(Error::syntax(format!("unknown tabular operator '{other}'"), nspan)),
+            other => {
+                return Err(Error::syntax(
+                    format!("unknown tabular operator '{other}'"),
+                    nspan,
+                ))
+            }
         };
         Ok(op)
     }
@@ -507,7 +689,11 @@ impl Parser {
     /// `hint.strategy=shuffle` and similar query hints: accepted and ignored (they change
     /// how Kusto distributes work, never the result).
     fn skip_hints(&mut self) -> Result<()> {
-        while let Tok::Ident { name, quoted: false } = self.peek().clone() {
+        while let Tok::Ident {
+            name,
+            quoted: false,
+        } = self.peek().clone()
+        {
             if name == "hint" && matches!(self.peek_at(1), Tok::Punct(".")) {
                 self.bump();
                 self.bump();
@@ -540,7 +726,10 @@ impl Parser {
         if name.is_empty() {
             return Err(self.unexpected("a column name"));
         }
-        Ok(Ident { name, span: start.to(self.prev_span()) })
+        Ok(Ident {
+            name,
+            span: start.to(self.prev_span()),
+        })
     }
 
     fn sort_key(&mut self) -> Result<SortKey> {
@@ -560,7 +749,11 @@ impl Parser {
                 nulls_first = Some(false);
             }
         }
-        Ok(SortKey { expr, desc, nulls_first })
+        Ok(SortKey {
+            expr,
+            desc,
+            nulls_first,
+        })
     }
 
     fn named_exprs(&mut self) -> Result<Vec<NamedExpr>> {
@@ -575,16 +768,28 @@ impl Parser {
     }
 
     fn named_expr(&mut self) -> Result<NamedExpr> {
-        if self.is_punct("(") && matches!(self.peek_at(1), Tok::Ident { .. }) && matches!(self.peek_at(2), Tok::Punct(",")) {
-            return Err(Error::unsupported("assigning several columns at once, (a, b) = ...", self.span()));
+        if self.is_punct("(")
+            && matches!(self.peek_at(1), Tok::Ident { .. })
+            && matches!(self.peek_at(2), Tok::Punct(","))
+        {
+            return Err(Error::unsupported(
+                "assigning several columns at once, (a, b) = ...",
+                self.span(),
+            ));
         }
         if matches!(self.peek(), Tok::Ident { .. }) && matches!(self.peek_at(1), Tok::Punct("=")) {
             let name = self.ident()?;
             self.bump();
             let expr = self.expr()?;
-            return Ok(NamedExpr { name: Some(name), expr });
+            return Ok(NamedExpr {
+                name: Some(name),
+                expr,
+            });
         }
-        Ok(NamedExpr { name: None, expr: self.expr()? })
+        Ok(NamedExpr {
+            name: None,
+            expr: self.expr()?,
+        })
     }
 
     // ---- scalar expressions ----
@@ -626,7 +831,16 @@ impl Parser {
             } else if let Some((op, negated, cs)) = self.list_op() {
                 let items = self.paren_list()?;
                 let span = left.span.to(self.prev_span());
-                left = Expr::new(ExprKind::List { op, negated, cs, left: Box::new(left), items }, span);
+                left = Expr::new(
+                    ExprKind::List {
+                        op,
+                        negated,
+                        cs,
+                        left: Box::new(left),
+                        items,
+                    },
+                    span,
+                );
             } else if let Some(negated) = self.between_op() {
                 self.expect_punct("(")?;
                 let low = self.rel_expr()?;
@@ -635,7 +849,12 @@ impl Parser {
                 self.expect_punct(")")?;
                 let span = left.span.to(self.prev_span());
                 left = Expr::new(
-                    ExprKind::Between { negated, expr: Box::new(left), low: Box::new(low), high: Box::new(high) },
+                    ExprKind::Between {
+                        negated,
+                        expr: Box::new(left),
+                        low: Box::new(low),
+                        high: Box::new(high),
+                    },
                     span,
                 );
             } else {
@@ -648,7 +867,13 @@ impl Parser {
     fn list_op(&mut self) -> Option<(ListOp, bool, bool)> {
         let neg = self.is_punct("!") && self.adjacent(0);
         let off = usize::from(neg);
-        let Tok::Ident { name, quoted: false } = self.peek_at(off).clone() else { return None };
+        let Tok::Ident {
+            name,
+            quoted: false,
+        } = self.peek_at(off).clone()
+        else {
+            return None;
+        };
         let r = match name.as_str() {
             "in" => {
                 let tilde = matches!(self.peek_at(off + 1), Tok::Punct("~")) && self.adjacent(off);
@@ -742,7 +967,16 @@ impl Parser {
         while let Some((op, negated, cs)) = self.str_op()? {
             let right = self.unary()?;
             let span = left.span.to(right.span);
-            left = Expr::new(ExprKind::Str { op, negated, cs, left: Box::new(left), right: Box::new(right) }, span);
+            left = Expr::new(
+                ExprKind::Str {
+                    op,
+                    negated,
+                    cs,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                },
+                span,
+            );
         }
         Ok(left)
     }
@@ -757,7 +991,13 @@ impl Parser {
         }
         let neg = self.is_punct("!") && self.adjacent(0);
         let off = usize::from(neg);
-        let Tok::Ident { name, quoted: false } = self.peek_at(off).clone() else { return Ok(None) };
+        let Tok::Ident {
+            name,
+            quoted: false,
+        } = self.peek_at(off).clone()
+        else {
+            return Ok(None);
+        };
         let (base, cs) = match name.strip_suffix("_cs") {
             Some(b) => (b.to_string(), true),
             None => (name.clone(), false),
@@ -787,11 +1027,18 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr> {
         let start = self.span();
-        if self.in_datatable && self.is_punct("-") && matches!(self.peek_at(1), Tok::Number(n) if n == "9223372036854775808") {
+        if self.in_datatable
+            && self.is_punct("-")
+            && matches!(self.peek_at(1), Tok::Number(n) if n == "9223372036854775808")
+        {
             // -9223372036854775808 is the one literal whose magnitude is not a long.
             self.bump();
             let end = self.bump().span;
-            return Ok(Expr::literal(Value::Long(i64::MIN), KqlType::Long, start.to(end)));
+            return Ok(Expr::literal(
+                Value::Long(i64::MIN),
+                KqlType::Long,
+                start.to(end),
+            ));
         }
         if self.eat_punct("-") {
             self.enter()?;
@@ -821,10 +1068,16 @@ impl Parser {
     fn postfix(&mut self) -> Result<Expr> {
         let e = self.primary()?;
         if self.is_punct("[") {
-            return Err(Error::unsupported("indexing into a dynamic value (x[i])", self.span()));
+            return Err(Error::unsupported(
+                "indexing into a dynamic value (x[i])",
+                self.span(),
+            ));
         }
         if self.is_punct(".") && matches!(self.peek_at(1), Tok::Ident { .. }) && self.adjacent(0) {
-            return Err(Error::unsupported("member access on a dynamic value (x.name)", self.span()));
+            return Err(Error::unsupported(
+                "member access on a dynamic value (x.name)",
+                self.span(),
+            ));
         }
         Ok(e)
     }
@@ -847,7 +1100,10 @@ impl Parser {
             Tok::Punct("(") => {
                 self.bump();
                 if self.starts_tabular_source() {
-                    return Err(Error::unsupported("a tabular expression used as a scalar", start));
+                    return Err(Error::unsupported(
+                        "a tabular expression used as a scalar",
+                        start,
+                    ));
                 }
                 let e = self.expr()?;
                 self.expect_punct(")")?;
@@ -864,8 +1120,12 @@ impl Parser {
                 }
                 if !quoted {
                     match name.as_str() {
-                        "true" => return Ok(Expr::literal(Value::Bool(true), KqlType::Bool, start)),
-                        "false" => return Ok(Expr::literal(Value::Bool(false), KqlType::Bool, start)),
+                        "true" => {
+                            return Ok(Expr::literal(Value::Bool(true), KqlType::Bool, start))
+                        }
+                        "false" => {
+                            return Ok(Expr::literal(Value::Bool(false), KqlType::Bool, start))
+                        }
                         _ => {}
                     }
                 }
@@ -882,7 +1142,11 @@ impl Parser {
             let v = self.json_value()?;
             self.expect_punct(")")?;
             return Ok(Expr::literal(
-                if v.is_null() { Value::Null } else { Value::Dynamic(v) },
+                if v.is_null() {
+                    Value::Null
+                } else {
+                    Value::Dynamic(v)
+                },
                 KqlType::Dynamic,
                 name.span.to(self.prev_span()),
             ));
@@ -921,13 +1185,19 @@ impl Parser {
         let value = match (&tok, ty) {
             (Tok::Ident { name, .. }, _) if name == "null" && !neg && !plus => Value::Null,
             (Tok::Ident { name: w, .. }, KqlType::Real) if w == "nan" => Value::Real(f64::NAN),
-            (Tok::Ident { name: w, .. }, KqlType::Real) if w == "inf" => {
-                Value::Real(if neg { f64::NEG_INFINITY } else { f64::INFINITY })
+            (Tok::Ident { name: w, .. }, KqlType::Real) if w == "inf" => Value::Real(if neg {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }),
+            (Tok::Ident { name: w, .. }, KqlType::Bool) if w == "true" || w == "false" => {
+                Value::Bool(w == "true")
             }
-            (Tok::Ident { name: w, .. }, KqlType::Bool) if w == "true" || w == "false" => Value::Bool(w == "true"),
             (Tok::Number(n), KqlType::Int | KqlType::Long | KqlType::Real) => {
                 let lit = number_literal(n, self.span())?;
-                let ExprKind::Literal(Literal { value, .. }) = lit.kind else { unreachable!() };
+                let ExprKind::Literal(Literal { value, .. }) = lit.kind else {
+                    unreachable!()
+                };
                 let f = match value {
                     Value::Long(v) => v as f64,
                     Value::Real(v) => v,
@@ -945,7 +1215,10 @@ impl Parser {
                     },
                     _ => {
                         if f.fract() != 0.0 || f < i32::MIN as f64 || f > i32::MAX as f64 {
-                            return Err(Error::syntax(format!("{n} is not a valid int literal"), self.span()));
+                            return Err(Error::syntax(
+                                format!("{n} is not a valid int literal"),
+                                self.span(),
+                            ));
                         }
                         Value::Int(f as i32)
                     }
@@ -959,7 +1232,11 @@ impl Parser {
         };
         self.bump();
         self.bump(); // )
-        Ok(Some(Expr::literal(value, ty, name.span.to(self.prev_span()))))
+        Ok(Some(Expr::literal(
+            value,
+            ty,
+            name.span.to(self.prev_span()),
+        )))
     }
 
     /// The content of `dynamic(...)`: JSON, with KQL literals allowed as values.
@@ -967,6 +1244,11 @@ impl Parser {
         self.enter()?;
         let start = self.span();
         let v = match self.peek().clone() {
+            // `['a']` lexes as a quoted name; inside dynamic(...) it is a one-string array.
+            Tok::Ident { name, quoted: true } => {
+                self.bump();
+                serde_json::Value::Array(vec![serde_json::Value::String(name)])
+            }
             Tok::Punct("[") => {
                 self.bump();
                 let mut items = Vec::new();
@@ -1011,7 +1293,12 @@ impl Parser {
                 let e = self.unary()?;
                 match e.kind {
                     ExprKind::Literal(Literal { value, .. }) => crate::exec::value_to_json(&value),
-                    _ => return Err(Error::syntax("expected a literal value inside dynamic(...)", start.to(self.prev_span()))),
+                    _ => {
+                        return Err(Error::syntax(
+                            "expected a literal value inside dynamic(...)",
+                            start.to(self.prev_span()),
+                        ))
+                    }
                 }
             }
         };
@@ -1022,14 +1309,23 @@ impl Parser {
 
 fn typed_literal_type(name: &str) -> Option<KqlType> {
     match name {
-        "int" | "long" | "real" | "double" | "bool" | "boolean" | "string" | "decimal" => KqlType::from_name(name),
+        "int" | "long" | "real" | "double" | "bool" | "boolean" | "string" | "decimal" => {
+            KqlType::from_name(name)
+        }
         _ => None,
     }
 }
 
 fn binary(op: BinOp, left: Expr, right: Expr) -> Expr {
     let span = left.span.to(right.span);
-    Expr::new(ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, span)
+    Expr::new(
+        ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        },
+        span,
+    )
 }
 
 /// A numeric token: long, real, hex, or a timespan with its unit suffix.
@@ -1050,16 +1346,27 @@ fn number_literal(text: &str, span: Span) -> Result<Expr> {
     if !suffix.is_empty() {
         let ticks = time::timespan_from_number(num, suffix)
             .ok_or_else(|| Error::syntax(format!("invalid timespan literal '{text}'"), span))?;
-        return Ok(Expr::literal(Value::TimeSpan(ticks), KqlType::TimeSpan, span));
+        return Ok(Expr::literal(
+            Value::TimeSpan(ticks),
+            KqlType::TimeSpan,
+            span,
+        ));
     }
     if num.contains(['.', 'e', 'E']) {
-        let v: f64 = num.parse().map_err(|_| Error::syntax(format!("invalid number '{text}'"), span))?;
+        let v: f64 = num
+            .parse()
+            .map_err(|_| Error::syntax(format!("invalid number '{text}'"), span))?;
         return Ok(Expr::literal(Value::Real(v), KqlType::Real, span));
     }
     // An integer literal beyond the long range is rejected, as Kusto does (EMU-K2S).
     num.parse::<i64>()
         .map(|v| Expr::literal(Value::Long(v), KqlType::Long, span))
-        .map_err(|_| Error::syntax(format!("integer literal '{text}' is out of the range of long"), span))
+        .map_err(|_| {
+            Error::syntax(
+                format!("integer literal '{text}' is out of the range of long"),
+                span,
+            )
+        })
 }
 
 fn raw_literal(func: &str, text: &str, span: Span) -> Result<Expr> {
@@ -1072,21 +1379,24 @@ fn raw_literal(func: &str, text: &str, span: Span) -> Result<Expr> {
             if t.is_empty() {
                 return Err(Error::unsupported("datetime() without an argument", span));
             }
-            let v = time::parse_datetime(t).ok_or_else(|| Error::syntax(format!("invalid datetime literal '{t}'"), span))?;
+            let v = time::parse_datetime(t)
+                .ok_or_else(|| Error::syntax(format!("invalid datetime literal '{t}'"), span))?;
             Ok(Expr::literal(Value::DateTime(v), KqlType::DateTime, span))
         }
         "timespan" | "time" => {
             if t == "null" {
                 return Ok(Expr::literal(Value::Null, KqlType::TimeSpan, span));
             }
-            let v = time::parse_timespan_literal(t).ok_or_else(|| Error::syntax(format!("invalid timespan literal '{t}'"), span))?;
+            let v = time::parse_timespan_literal(t)
+                .ok_or_else(|| Error::syntax(format!("invalid timespan literal '{t}'"), span))?;
             Ok(Expr::literal(Value::TimeSpan(v), KqlType::TimeSpan, span))
         }
         "guid" => {
             if t == "null" {
                 return Ok(Expr::literal(Value::Null, KqlType::Guid, span));
             }
-            let g = crate::types::parse_guid(t).ok_or_else(|| Error::syntax(format!("invalid guid literal '{t}'"), span))?;
+            let g = crate::types::parse_guid(t)
+                .ok_or_else(|| Error::syntax(format!("invalid guid literal '{t}'"), span))?;
             Ok(Expr::literal(Value::Guid(g), KqlType::Guid, span))
         }
         _ => Err(Error::internal(format!("unexpected raw literal {func}"))),

@@ -12,10 +12,52 @@ use crate::types::{format_datetime, format_guid, format_timespan, KqlType, Value
 /// keyword, else `['...']`.
 pub fn quote_ident(name: &str) -> String {
     const KEYWORDS: &[&str] = &[
-        "and", "or", "not", "by", "let", "where", "project", "extend", "summarize", "true", "false", "null", "in", "has",
-        "contains", "between", "asc", "desc", "nulls", "first", "last", "datatable", "print", "range", "union", "from",
-        "to", "step", "kind", "with", "on", "count", "sort", "order", "top", "take", "limit", "distinct", "matches",
-        "regex", "dynamic", "datetime", "timespan", "time", "guid", "typeof",
+        "and",
+        "or",
+        "not",
+        "by",
+        "let",
+        "where",
+        "project",
+        "extend",
+        "summarize",
+        "true",
+        "false",
+        "null",
+        "in",
+        "has",
+        "contains",
+        "between",
+        "asc",
+        "desc",
+        "nulls",
+        "first",
+        "last",
+        "datatable",
+        "print",
+        "range",
+        "union",
+        "from",
+        "to",
+        "step",
+        "kind",
+        "with",
+        "on",
+        "count",
+        "sort",
+        "order",
+        "top",
+        "take",
+        "limit",
+        "distinct",
+        "matches",
+        "regex",
+        "dynamic",
+        "datetime",
+        "timespan",
+        "time",
+        "guid",
+        "typeof",
     ];
     let mut chars = name.chars();
     let plain = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
@@ -61,7 +103,11 @@ impl Display for TabularExpr {
 }
 
 fn list<T: Display>(items: &[T]) -> String {
-    items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn union_params(p: &UnionParams) -> String {
@@ -91,14 +137,29 @@ impl Display for Source {
             Source::Named(id) => f.write_str(&quote_ident(&id.name)),
             Source::Paren(t) => write!(f, "({t})"),
             Source::Datatable { schema, values, .. } => {
-                let cols: Vec<String> = schema.iter().map(|(n, t)| format!("{}:{}", quote_ident(&n.name), t.name())).collect();
+                let cols: Vec<String> = schema
+                    .iter()
+                    .map(|(n, t)| format!("{}:{}", quote_ident(&n.name), t.name()))
+                    .collect();
                 write!(f, "datatable({})[{}]", cols.join(", "), list(values))
             }
             Source::Print { exprs, .. } => write!(f, "print {}", list(exprs)),
-            Source::Range { column, from, to, step, .. } => {
-                write!(f, "range {} from {from} to {to} step {step}", quote_ident(&column.name))
+            Source::Range {
+                column,
+                from,
+                to,
+                step,
+                ..
+            } => {
+                write!(
+                    f,
+                    "range {} from {from} to {to} step {step}",
+                    quote_ident(&column.name)
+                )
             }
-            Source::Union { params, legs, .. } => write!(f, "union {}{}", union_params(params), union_legs(legs)),
+            Source::Union { params, legs, .. } => {
+                write!(f, "union {}{}", union_params(params), union_legs(legs))
+            }
         }
     }
 }
@@ -114,7 +175,12 @@ impl Display for NamedExpr {
 
 impl Display for SortKey {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.expr, if self.desc { "desc" } else { "asc" })?;
+        write!(
+            f,
+            "{} {}",
+            self.expr,
+            if self.desc { "desc" } else { "asc" }
+        )?;
         match self.nulls_first {
             Some(true) => f.write_str(" nulls first"),
             Some(false) => f.write_str(" nulls last"),
@@ -130,11 +196,23 @@ impl Display for Operator {
             Operator::Project { exprs, .. } => write!(f, "project {}", list(exprs)),
             Operator::Extend { exprs, .. } => write!(f, "extend {}", list(exprs)),
             Operator::ProjectAway { columns, .. } => {
-                let cols: Vec<String> = columns.iter().map(|c| if c.name.contains('*') { c.name.clone() } else { quote_ident(&c.name) }).collect();
+                let cols: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        if c.name.contains('*') {
+                            c.name.clone()
+                        } else {
+                            quote_ident(&c.name)
+                        }
+                    })
+                    .collect();
                 write!(f, "project-away {}", cols.join(", "))
             }
             Operator::ProjectRename { renames, .. } => {
-                let r: Vec<String> = renames.iter().map(|(n, o)| format!("{}={}", quote_ident(&n.name), quote_ident(&o.name))).collect();
+                let r: Vec<String> = renames
+                    .iter()
+                    .map(|(n, o)| format!("{}={}", quote_ident(&n.name), quote_ident(&o.name)))
+                    .collect();
                 write!(f, "project-rename {}", r.join(", "))
             }
             Operator::Summarize { aggs, by, .. } => {
@@ -158,7 +236,9 @@ impl Display for Operator {
             Operator::Sort { keys, .. } => write!(f, "sort by {}", list(keys)),
             Operator::Top { count, key, .. } => write!(f, "top {count} by {key}"),
             Operator::Count { .. } => f.write_str("count"),
-            Operator::Union { params, legs, .. } => write!(f, "union {}{}", union_params(params), union_legs(legs)),
+            Operator::Union { params, legs, .. } => {
+                write!(f, "union {}{}", union_params(params), union_legs(legs))
+            }
         }
     }
 }
@@ -166,7 +246,9 @@ impl Display for Operator {
 /// Writes a sub-expression, parenthesised unless it is atomic.
 fn sub(e: &Expr) -> String {
     match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Call { .. } | ExprKind::Star => e.to_string(),
+        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Call { .. } | ExprKind::Star => {
+            e.to_string()
+        }
         _ => format!("({e})"),
     }
 }
@@ -210,7 +292,12 @@ pub fn str_op_text(op: StrOp, negated: bool, cs: bool) -> String {
         StrOp::EndsWith => "endswith",
         _ => unreachable!(),
     };
-    format!("{}{}{}", if negated { "!" } else { "" }, base, if cs { "_cs" } else { "" })
+    format!(
+        "{}{}{}",
+        if negated { "!" } else { "" },
+        base,
+        if cs { "_cs" } else { "" }
+    )
 }
 
 fn literal(v: &Value, ty: KqlType) -> String {
@@ -218,12 +305,22 @@ fn literal(v: &Value, ty: KqlType) -> String {
         Value::Null => format!("{}(null)", ty.name()),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => format!("int({i})"),
-        Value::Long(i) => if *i < 0 { format!("({i})") } else { i.to_string() },
+        Value::Long(i) => {
+            if *i < 0 {
+                format!("({i})")
+            } else {
+                i.to_string()
+            }
+        }
         Value::Real(r) => {
             if r.is_nan() {
                 "real(nan)".into()
             } else if r.is_infinite() {
-                if *r > 0.0 { "real(+inf)".into() } else { "real(-inf)".into() }
+                if *r > 0.0 {
+                    "real(+inf)".into()
+                } else {
+                    "real(-inf)".into()
+                }
             } else {
                 format!("real({r:?})")
             }
@@ -263,10 +360,16 @@ fn json_kql(j: &serde_json::Value) -> String {
     use serde_json::Value as J;
     match j {
         J::String(s) => quote_string(s),
-        J::Array(a) => format!("[{}]", a.iter().map(json_kql).collect::<Vec<_>>().join(", ")),
+        J::Array(a) => format!(
+            "[{}]",
+            a.iter().map(json_kql).collect::<Vec<_>>().join(", ")
+        ),
         J::Object(m) => format!(
             "{{{}}}",
-            m.iter().map(|(k, v)| format!("{}: {}", quote_string(k), json_kql(v))).collect::<Vec<_>>().join(", ")
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", quote_string(k), json_kql(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         J::Number(n) if n.is_f64() => format!("real({:?})", n.as_f64().unwrap_or(0.0)),
         other => other.to_string(),
@@ -281,20 +384,68 @@ impl Display for Expr {
             ExprKind::Star => f.write_str("*"),
             ExprKind::Call { name, args } => write!(f, "{}({})", name.name, list(args)),
             ExprKind::Neg(e) => write!(f, "-{}", sub(e)),
-            ExprKind::Binary { op, left, right } => write!(f, "{} {} {}", sub(left), binop(*op), sub(right)),
-            ExprKind::Str { op, negated, cs, left, right } => {
-                write!(f, "{} {} {}", sub(left), str_op_text(*op, *negated, *cs), sub(right))
+            ExprKind::Binary { op, left, right } => {
+                write!(f, "{} {} {}", sub(left), binop(*op), sub(right))
             }
-            ExprKind::List { op, negated, cs, left, items } => {
+            ExprKind::Str {
+                op,
+                negated,
+                cs,
+                left,
+                right,
+            } => {
+                write!(
+                    f,
+                    "{} {} {}",
+                    sub(left),
+                    str_op_text(*op, *negated, *cs),
+                    sub(right)
+                )
+            }
+            ExprKind::List {
+                op,
+                negated,
+                cs,
+                left,
+                items,
+            } => {
                 let name = match op {
-                    ListOp::In => format!("{}in{}", if *negated { "!" } else { "" }, if *cs { "" } else { "~" }),
-                    ListOp::HasAny => if *cs { "has_any_cs".into() } else { "has_any".into() },
-                    ListOp::HasAll => if *cs { "has_all_cs".into() } else { "has_all".into() },
+                    ListOp::In => format!(
+                        "{}in{}",
+                        if *negated { "!" } else { "" },
+                        if *cs { "" } else { "~" }
+                    ),
+                    ListOp::HasAny => {
+                        if *cs {
+                            "has_any_cs".into()
+                        } else {
+                            "has_any".into()
+                        }
+                    }
+                    ListOp::HasAll => {
+                        if *cs {
+                            "has_all_cs".into()
+                        } else {
+                            "has_all".into()
+                        }
+                    }
                 };
                 write!(f, "{} {} ({})", sub(left), name, list(items))
             }
-            ExprKind::Between { negated, expr, low, high } => {
-                write!(f, "{} {}between ({} .. {})", sub(expr), if *negated { "!" } else { "" }, sub(low), sub(high))
+            ExprKind::Between {
+                negated,
+                expr,
+                low,
+                high,
+            } => {
+                write!(
+                    f,
+                    "{} {}between ({} .. {})",
+                    sub(expr),
+                    if *negated { "!" } else { "" },
+                    sub(low),
+                    sub(high)
+                )
             }
         }
     }

@@ -1,0 +1,259 @@
+//! Property tests: the `has` family against a small, obviously correct reference on
+//! random Unicode strings, and identical results whatever the batch sizes and string
+//! layouts of the input.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, DictionaryArray, Int64Array, LargeStringArray, StringArray, StringViewArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use proptest::prelude::*;
+use rmmhunt::kernels::terms::{self, TermMatch};
+use rmmhunt::{Catalog, MemTable, Query, TableProvider};
+
+/// Simple (1:1) lower-case mapping, the reference for case-insensitive operators.
+fn lower1(c: char) -> char {
+    let mut l = c.to_lowercase();
+    match (l.next(), l.next()) {
+        (Some(x), None) => x,
+        _ => c,
+    }
+}
+
+/// The term rule of SEMANTICS.md §1.2, written directly over characters.
+fn ref_has(hay: &str, needle: &str, cs: bool, mode: TermMatch) -> bool {
+    let f = |s: &str| -> Vec<char> { s.chars().map(|c| if cs { c } else { lower1(c) }).collect() };
+    let (h, n) = (f(hay), f(needle));
+    if n.is_empty() {
+        return true;
+    }
+    if n.len() > h.len() {
+        return false;
+    }
+    for i in 0..=h.len() - n.len() {
+        if h[i..i + n.len()] != n[..] {
+            continue;
+        }
+        let j = i + n.len();
+        let left = !n[0].is_alphanumeric() || i == 0 || !h[i - 1].is_alphanumeric();
+        let right = !n[n.len() - 1].is_alphanumeric() || j == h.len() || !h[j].is_alphanumeric();
+        let ok = match mode {
+            TermMatch::Whole => left && right,
+            TermMatch::Prefix => left,
+            TermMatch::Suffix => right,
+        };
+        if ok {
+            return true;
+        }
+    }
+    false
+}
+
+fn ref_contains(hay: &str, needle: &str, cs: bool) -> bool {
+    let f = |s: &str| -> String { s.chars().map(|c| if cs { c } else { lower1(c) }).collect() };
+    f(hay).contains(&f(needle))
+}
+
+fn text() -> impl Strategy<Value = String> {
+    let alphabet = vec![
+        'a', 'b', 'A', 'B', 'é', 'É', 'ß', 'Σ', 'σ', 'ς', 'İ', 'ı', '_', '-', ' ', '.', '1', '2',
+        '😀', '\u{301}', 'Ж', 'ж', '\t',
+    ];
+    proptest::collection::vec(proptest::sample::select(alphabet), 0..12)
+        .prop_map(|v| v.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn has_family_matches_reference(hay in text(), needle in text(), cs in any::<bool>()) {
+        for mode in [TermMatch::Whole, TermMatch::Prefix, TermMatch::Suffix] {
+            prop_assert_eq!(terms::has(&hay, &needle, cs, mode), ref_has(&hay, &needle, cs, mode), "{:?} {:?} {:?} cs={}", hay, needle, mode, cs);
+        }
+    }
+
+    #[test]
+    fn has_of_a_substring_matches_reference(hay in text(), a in 0usize..12, len in 0usize..6, cs in any::<bool>()) {
+        let chars: Vec<char> = hay.chars().collect();
+        let a = a.min(chars.len());
+        let b = (a + len).min(chars.len());
+        let needle: String = chars[a..b].iter().collect();
+        prop_assert_eq!(terms::has(&hay, &needle, cs, TermMatch::Whole), ref_has(&hay, &needle, cs, TermMatch::Whole));
+    }
+
+    #[test]
+    fn contains_family_matches_reference(hay in text(), needle in text(), cs in any::<bool>()) {
+        prop_assert_eq!(terms::contains(&hay, &needle, cs), ref_contains(&hay, &needle, cs));
+        let f = |s: &str| -> String { s.chars().map(|c| if cs { c } else { lower1(c) }).collect() };
+        prop_assert_eq!(terms::starts_with(&hay, &needle, cs), f(&hay).starts_with(&f(&needle)));
+        prop_assert_eq!(terms::ends_with(&hay, &needle, cs), f(&hay).ends_with(&f(&needle)));
+        prop_assert_eq!(terms::equals(&hay, &needle, cs), f(&hay) == f(&needle));
+    }
+}
+
+const FOUNDING: &str = "let Time_start = now(-5d);
+let Time_end = now();
+DeviceProcessEvents
+| where Timestamp between (Time_start..Time_end)
+| where ProcessVersionInfoCompanyName has_any ('ConnectWise','Continuum Managed','ScreenConnect')
+| summarize FirstSeen=min(Timestamp), LastSeen=max(Timestamp), Report=make_set(ReportId), Count=count() by DeviceId, DeviceName";
+
+const NOW_US: i64 = 1_717_200_000_000_000; // 2024-06-01T00:00:00Z
+
+/// A small DeviceProcessEvents with hits, near misses, nulls and rows outside the window.
+fn rows(n: usize) -> (Vec<i64>, Vec<Option<String>>, Vec<Option<String>>, Vec<i64>) {
+    let companies = [
+        Some("ConnectWise, Inc."),
+        Some("Continuum Managed Services"),
+        Some("ScreenConnect Software"),
+        Some("ScreenConnectorz Ltd"),
+        Some("Microsoft Corporation"),
+        None,
+        Some("connectwise"),
+        Some("Continuum-Managed"),
+        Some(""),
+        Some("ÉCOLE ScreenConnect"),
+    ];
+    let mut ts = Vec::new();
+    let mut co = Vec::new();
+    let mut dev = Vec::new();
+    let mut rid = Vec::new();
+    for i in 0..n {
+        // Every 13th row is outside the 5-day window; the window edges are included.
+        let age_us = if i % 13 == 0 {
+            6 * 86_400_000_000
+        } else {
+            (i as i64 * 7_919_000_000) % (5 * 86_400_000_000 + 1)
+        };
+        ts.push(NOW_US - age_us);
+        co.push(companies[i % companies.len()].map(str::to_string));
+        dev.push(if i % 17 == 0 {
+            None
+        } else {
+            Some(format!("wks-{:02}", i % 7))
+        });
+        rid.push((i % 11) as i64);
+    }
+    (ts, co, dev, rid)
+}
+
+fn string_array(layout: &str, v: &[Option<String>]) -> ArrayRef {
+    let refs: Vec<Option<&str>> = v.iter().map(|s| s.as_deref()).collect();
+    match layout {
+        "utf8" => Arc::new(StringArray::from(refs)),
+        "large" => Arc::new(LargeStringArray::from(refs)),
+        "view" => Arc::new(StringViewArray::from(refs)),
+        _ => Arc::new(refs.into_iter().collect::<DictionaryArray<Int32Type>>()),
+    }
+}
+
+fn run(layout: &str, batch: usize, n: usize) -> Vec<String> {
+    let (ts, co, dev, rid) = rows(n);
+    let mut batches = Vec::new();
+    let mut schema = None;
+    for start in (0..n).step_by(batch) {
+        let end = (start + batch).min(n);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMicrosecondArray::from(ts[start..end].to_vec()).with_timezone("UTC")),
+            string_array(layout, &dev[start..end]),
+            string_array(layout, &dev[start..end]),
+            string_array(layout, &co[start..end]),
+            Arc::new(Int64Array::from(rid[start..end].to_vec())),
+        ];
+        let s = Arc::new(Schema::new(vec![
+            Field::new(
+                "Timestamp",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("DeviceId", cols[1].data_type().clone(), true),
+            Field::new("DeviceName", cols[2].data_type().clone(), true),
+            Field::new(
+                "ProcessVersionInfoCompanyName",
+                cols[3].data_type().clone(),
+                true,
+            ),
+            Field::new("ReportId", DataType::Int64, true),
+        ]));
+        batches.push(RecordBatch::try_new(s.clone(), cols).unwrap());
+        schema = Some(s);
+    }
+    let mut catalog: Catalog = HashMap::new();
+    catalog.insert(
+        "DeviceProcessEvents".into(),
+        Arc::new(MemTable::new(schema.unwrap(), batches)) as Arc<dyn TableProvider>,
+    );
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    let r = Query::parse(FOUNDING).unwrap().run(&catalog, now).unwrap();
+    assert_eq!(
+        r.names,
+        [
+            "DeviceId",
+            "DeviceName",
+            "FirstSeen",
+            "LastSeen",
+            "Report",
+            "Count"
+        ]
+    );
+    let mut out: Vec<String> = r
+        .rows_json()
+        .into_iter()
+        .map(|mut row| {
+            if let serde_json::Value::Array(a) = &mut row[4] {
+                a.sort_by_key(|v| v.as_i64());
+            }
+            serde_json::to_string(&row).unwrap()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn same_result_for_every_layout_and_batch_size() {
+    let n = 500;
+    let expected = run("utf8", n, n);
+    assert!(!expected.is_empty());
+    for layout in ["utf8", "large", "view", "dict"] {
+        for batch in [1, 7, 64, 499, 500] {
+            assert_eq!(
+                run(layout, batch, n),
+                expected,
+                "layout {layout}, batch size {batch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn founding_query_finds_exactly_the_term_matches() {
+    // Groups: the null device (DeviceId "") and wks-00..wks-06; counts checked by a
+    // direct row loop over the same data with the reference rule.
+    let n = 500;
+    let (ts, co, dev, _) = rows(n);
+    let mut want: HashMap<String, i64> = HashMap::new();
+    for i in 0..n {
+        let in_window = ts[i] >= NOW_US - 5 * 86_400_000_000 && ts[i] <= NOW_US;
+        let c = co[i].as_deref().unwrap_or("");
+        let hit = ["ConnectWise", "Continuum Managed", "ScreenConnect"]
+            .iter()
+            .any(|nd| ref_has(c, nd, false, TermMatch::Whole));
+        if in_window && hit {
+            *want.entry(dev[i].clone().unwrap_or_default()).or_default() += 1;
+        }
+    }
+    let got: HashMap<String, i64> = run("dict", 64, n)
+        .iter()
+        .map(|row| {
+            let v: Vec<serde_json::Value> = serde_json::from_str(row).unwrap();
+            (v[1].as_str().unwrap().to_string(), v[5].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want);
+}

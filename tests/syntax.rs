@@ -1,0 +1,200 @@
+//! The printer and parser agree (`parse(print(q)) == q`) on every query of the
+//! conformance corpus that parses, and no input, however mangled, panics the core.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use rmmhunt::{ErrorKind, Query};
+
+fn corpus_queries() -> Vec<String> {
+    let path = std::env::var("RMMHUNT_CONFORMANCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/conformance/kusto_cases_dev.jsonl")
+        });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["query"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn print_then_parse_gives_the_same_tree() {
+    let mut checked = 0;
+    for q in corpus_queries() {
+        let Ok(parsed) = Query::parse(&q) else {
+            continue;
+        };
+        let printed = parsed.to_string();
+        let again = Query::parse(&printed)
+            .unwrap_or_else(|e| panic!("printed query does not parse:\n{q}\n--->\n{printed}\n{e}"));
+        assert_eq!(
+            parsed.ast(),
+            again.ast(),
+            "round trip changed the tree:\n{q}\n--->\n{printed}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 800, "only {checked} corpus queries parsed");
+}
+
+#[test]
+fn printed_queries_give_the_same_results() {
+    let now = rmmhunt::kernels::time::parse_datetime("2026-06-04T12:00:00Z").unwrap();
+    let catalog = HashMap::new();
+    let mut checked = 0;
+    for q in corpus_queries().iter().take(1500) {
+        let Ok(parsed) = Query::parse(q) else {
+            continue;
+        };
+        let Ok(a) = parsed.run(&catalog, now) else {
+            continue;
+        };
+        let b = Query::parse(&parsed.to_string())
+            .and_then(|p| p.run(&catalog, now))
+            .expect("printed query runs");
+        if a.rows_json()
+            .iter()
+            .flatten()
+            .any(|v| v.is_number() && v.as_f64().is_some_and(f64::is_nan))
+        {
+            continue;
+        }
+        assert_eq!(a.names, b.names, "{q}");
+        assert_eq!(a.rows_json().len(), b.rows_json().len(), "{q}");
+        checked += 1;
+    }
+    assert!(checked > 300, "only {checked} corpus queries ran");
+}
+
+/// Truncations and byte mutations of real queries: errors, never panics.
+#[test]
+fn mangled_input_never_panics() {
+    let now = 0;
+    let catalog = HashMap::new();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let junk = [
+        "(",
+        ")",
+        "|",
+        "\"",
+        "'",
+        "[",
+        "]",
+        "..",
+        "=~",
+        "!",
+        "@",
+        "h'",
+        "```",
+        "datetime(",
+        "\\",
+        "\u{0}",
+        "é",
+        "9999999999999999999999",
+        "-",
+        "*",
+        ",",
+        ";",
+        "let",
+        "dynamic(",
+        "{",
+    ];
+    for q in corpus_queries().iter().take(400) {
+        let chars: Vec<char> = q.chars().collect();
+        for _ in 0..6 {
+            let cut = (next() as usize) % (chars.len() + 1);
+            let truncated: String = chars[..cut].iter().collect();
+            let mut mutated = chars.clone();
+            let at = (next() as usize) % (mutated.len() + 1);
+            let piece = junk[(next() as usize) % junk.len()];
+            mutated.splice(at..at, piece.chars());
+            for text in [truncated, mutated.into_iter().collect::<String>()] {
+                if std::env::var("RMMHUNT_TRACE").is_ok() {
+                    eprintln!("{text:?}");
+                }
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Query::parse(&text).and_then(|p| p.run(&catalog, now))
+                }));
+                match r {
+                    Ok(Err(e)) => assert_ne!(
+                        e.kind,
+                        ErrorKind::Internal,
+                        "internal error on {text:?}: {e}"
+                    ),
+                    Ok(Ok(_)) => {}
+                    Err(_) => panic!("panic on input {text:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let deep = format!("print x = {}1{}", "(".repeat(5000), ")".repeat(5000));
+    let e = Query::parse(&deep).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    let deep_neg = format!("print x = {}1", "-".repeat(5000));
+    assert!(Query::parse(&deep_neg).is_err());
+}
+
+#[test]
+fn errors_name_what_and_where() {
+    let catalog = HashMap::new();
+    let e = Query::parse("print x = 1\n| wher x > 1").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert_eq!(e.line_col(), Some((2, 3)));
+    assert!(e.render().contains("^^^^"), "{}", e.render());
+
+    let e = Query::parse("DeviceProcessEvent | take 1")
+        .unwrap()
+        .run(&catalog, 0)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Semantic);
+    assert!(
+        e.message.contains("unknown table 'DeviceProcessEvent'"),
+        "{}",
+        e.message
+    );
+
+    let e = Query::parse("datatable(DeviceName:string)['a'] | where DeviceNme == 'a'")
+        .unwrap()
+        .run(&catalog, 0)
+        .unwrap_err();
+    assert!(
+        e.message.contains("'DeviceNme'") && e.message.contains("closest available: DeviceName"),
+        "{}",
+        e.message
+    );
+
+    let e = Query::parse("print x = 1 | join (print y = 2) on x").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(
+        e.message.contains("'join'") && e.message.contains("not supported"),
+        "{}",
+        e.message
+    );
+
+    let e = Query::parse("print x = 'a' + 1")
+        .unwrap()
+        .run(&catalog, 0)
+        .unwrap_err();
+    assert!(
+        e.message.contains("string") && e.message.contains("long"),
+        "{}",
+        e.message
+    );
+}
