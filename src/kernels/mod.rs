@@ -1,4 +1,5 @@
 //! Kusto's scalar rules, one function each, shared by every execution path.
 
+pub mod strmatch;
 pub mod terms;
 pub mod time;
