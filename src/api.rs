@@ -91,10 +91,16 @@ impl Query {
     }
 
     pub fn run(&self, catalog: &Catalog, now_ticks: i64) -> Result<QueryResult> {
+        self.run_with_threads(catalog, now_ticks, crate::exec::default_threads())
+    }
+
+    /// Like [`Query::run`], with the number of threads scans may use.
+    pub fn run_with_threads(&self, catalog: &Catalog, now_ticks: i64, threads: usize) -> Result<QueryResult> {
         let plan = self.plan(catalog, now_ticks)?;
+        let ctx = crate::exec::ExecContext { catalog, threads: threads.max(1) };
         let schema = plan.schema();
         let chunk =
-            crate::exec::collect(&plan, catalog).map_err(|e| e.with_source(&self.source))?;
+            crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
         Ok(QueryResult {
             names: schema.iter().map(|(n, _)| n.clone()).collect(),
             types: schema.iter().map(|(_, t)| *t).collect(),

@@ -34,12 +34,21 @@ pub struct TimeRange {
 }
 
 pub type ChunkStream<'a> = Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a>;
+pub type BatchStream<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
 
 pub trait TableProvider: Send + Sync {
     /// Column names and Kusto types.
     fn schema(&self) -> Result<Schema>;
     /// Streams the rows as chunks; unneeded columns come back as `Column::Pruned`.
     fn scan(&self, req: &ScanRequest) -> Result<ChunkStream<'_>>;
+
+    /// Streams the rows as raw Arrow batches with every schema column present (columns
+    /// the request does not need may be empty placeholders of the right type and
+    /// length), so that filters can run on the input layout (dictionaries matched once)
+    /// before anything is converted. `None` when the table cannot do this.
+    fn scan_arrow(&self, _req: &ScanRequest) -> Option<Result<BatchStream<'_>>> {
+        None
+    }
 }
 
 pub type Catalog = HashMap<String, Arc<dyn TableProvider>>;
@@ -65,6 +74,10 @@ impl MemTable {
 impl TableProvider for MemTable {
     fn schema(&self) -> Result<Schema> {
         convert::kql_schema(&self.schema)
+    }
+
+    fn scan_arrow(&self, _req: &ScanRequest) -> Option<Result<BatchStream<'_>>> {
+        Some(Ok(Box::new(self.batches.iter().map(|b| Ok(b.clone())))))
     }
 
     fn scan(&self, req: &ScanRequest) -> Result<ChunkStream<'_>> {

@@ -15,6 +15,8 @@ from typing import Any
 
 from . import _rmmhunt
 from ._result import Result
+from .hunting import Findings, hunt
+from .rules import Rule
 from .errors import (
     DataError,
     InternalError,
@@ -95,6 +97,9 @@ def kql_string(s: str) -> str:
 
 __all__ = [
     "query",
+    "hunt",
+    "Findings",
+    "Rule",
     "parse",
     "kql_string",
     "Query",

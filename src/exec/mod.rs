@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod eval;
+pub mod scan;
 
 use std::cmp::Ordering;
 
@@ -58,10 +59,32 @@ pub fn describe_predicate(e: &BExpr, schema: &Schema) -> String {
 }
 
 /// Runs a plan to completion and concatenates its output into one chunk.
-pub fn collect(plan: &Plan, catalog: &Catalog) -> Result<Chunk> {
+/// What execution may use: the tables, and how many threads scans may run on.
+#[derive(Clone, Copy)]
+pub struct ExecContext<'a> {
+    pub catalog: &'a Catalog,
+    pub threads: usize,
+}
+
+impl<'a> ExecContext<'a> {
+    pub fn new(catalog: &'a Catalog) -> ExecContext<'a> {
+        ExecContext { catalog, threads: default_threads() }
+    }
+}
+
+/// `RMMHUNT_THREADS` when set to a positive number, else every core.
+pub fn default_threads() -> usize {
+    std::env::var("RMMHUNT_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+pub fn collect(plan: &Plan, ctx: &ExecContext<'_>) -> Result<Chunk> {
     let schema = plan.schema();
     let needed = vec![true; schema.len()];
-    let chunks: Vec<Chunk> = execute(plan, catalog, &needed)?.collect::<Result<Vec<_>>>()?;
+    let chunks: Vec<Chunk> = execute(plan, ctx, &needed)?.collect::<Result<Vec<_>>>()?;
     concat_chunks(&schema, &chunks)
 }
 
@@ -104,12 +127,13 @@ fn or_into(a: &mut [bool], b: &[bool]) {
 /// (others may come back as `Column::Pruned`).
 pub fn execute<'a>(
     plan: &'a Plan,
-    catalog: &'a Catalog,
+    ctx: &ExecContext<'a>,
     needed: &[bool],
 ) -> Result<ChunkStream<'a>> {
     match plan {
         Plan::Scan { table, .. } => {
-            let t = catalog
+            let t = ctx
+                .catalog
                 .get(table)
                 .ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
             t.scan(&ScanRequest {
@@ -121,7 +145,15 @@ pub fn execute<'a>(
         Plan::Filter { input, pred } => {
             let mut need = needed_by(&[pred], input.schema().len());
             or_into(&mut need, needed);
-            let inner = execute(input, catalog, &need)?;
+            if let Plan::Scan { table, schema } = input.as_ref() {
+                let t = ctx.catalog.get(table).ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
+                let req = ScanRequest { needed: need.clone(), time_range: None };
+                if let Some(stream) = t.scan_arrow(&req) {
+                    let fused = scan::FusedFilter::new(pred, schema, need);
+                    return Ok(scan::run_fused(stream?, fused, ctx.threads));
+                }
+            }
+            let inner = execute(input, ctx, &need)?;
             Ok(Box::new(inner.filter_map(move |c| {
                 let c = match c {
                     Ok(c) => c,
@@ -149,7 +181,7 @@ pub fn execute<'a>(
                 .map(|(e, _)| e)
                 .collect();
             let need = needed_by(&used, width);
-            let inner = execute(input, catalog, &need)?;
+            let inner = execute(input, ctx, &need)?;
             let needed = needed.to_vec();
             Ok(Box::new(inner.map(move |c| {
                 let c = c?;
@@ -179,7 +211,7 @@ pub fn execute<'a>(
                 exprs.extend(a.args.iter());
             }
             let need = needed_by(&exprs, input.schema().len());
-            let inner = execute(input, catalog, &need)?;
+            let inner = execute(input, ctx, &need)?;
             let types: Vec<KqlType> = schema.iter().map(|(_, t)| *t).collect();
             let out = aggregate::aggregate(inner, keys, aggs, &types)?;
             Ok(Box::new(std::iter::once(Ok(out))))
@@ -189,13 +221,13 @@ pub fn execute<'a>(
             let exprs: Vec<&BExpr> = keys.iter().map(|k| &k.expr).collect();
             let mut need = needed_by(&exprs, schema.len());
             or_into(&mut need, needed);
-            let chunks = execute(input, catalog, &need)?.collect::<Result<Vec<_>>>()?;
+            let chunks = execute(input, ctx, &need)?.collect::<Result<Vec<_>>>()?;
             let all = concat_chunks(&schema, &chunks)?;
             let sorted = sort_chunk(&all, keys)?;
             Ok(Box::new(std::iter::once(Ok(sorted))))
         }
         Plan::Limit { input, n } => {
-            let inner = execute(input, catalog, needed)?;
+            let inner = execute(input, ctx, needed)?;
             let mut left = *n;
             Ok(Box::new(inner.map_while(move |c| {
                 if left == 0 {
@@ -215,7 +247,7 @@ pub fn execute<'a>(
         Plan::Count { input } => {
             let width = input.schema().len();
             let mut total: i64 = 0;
-            for c in execute(input, catalog, &vec![false; width])? {
+            for c in execute(input, ctx, &vec![false; width])? {
                 total += c?.len as i64;
             }
             let col = Column::from_values(KqlType::Long, &[Value::Long(total)])?;
@@ -238,7 +270,7 @@ pub fn execute<'a>(
                         }
                     }
                 }
-                let inner = execute(p, catalog, &need)?;
+                let inner = execute(p, ctx, &need)?;
                 let schema = schema.clone();
                 let name = name.clone().unwrap_or_default();
                 let with_source = *with_source;

@@ -103,8 +103,12 @@ impl Matcher {
         match a.data_type() {
             DataType::Dictionary(_, _) => {
                 let d = a.as_any_dictionary();
-                let values = self.eval_array(d.values().as_ref())?;
                 let empty = self.matches("");
+                if d.values().is_empty() {
+                    // Every key is null: every row reads as "".
+                    return Ok(BooleanArray::from(vec![empty; a.len()]));
+                }
+                let values = self.eval_array(d.values().as_ref())?;
                 let keys = d.normalized_keys();
                 let nulls = d.keys().logical_nulls();
                 let out: BooleanArray = keys
@@ -127,84 +131,106 @@ impl Matcher {
 
     fn eval_generic<O: OffsetSizeTrait>(&self, a: &GenericStringArray<O>) -> BooleanArray {
         if let Some((needles, mode, all)) = self.buffer_scan_needles() {
-            let hits = term_scan(a, needles, mode, all);
-            return hits.into_iter().map(|h| Some(h != self.negated)).collect();
+            let mut hits = term_scan(a, needles, mode, all);
+            if self.negated {
+                hits.iter_mut().for_each(|h| *h = !*h);
+            }
+            return BooleanArray::from(hits);
         }
         (0..a.len()).map(|i| Some(self.matches(if a.is_null(i) { "" } else { a.value(i) }))).collect()
     }
 }
 
-/// Case-insensitive term matching of ASCII needles over the whole values buffer.
+/// Case-insensitive term matching of ASCII needles over the whole values buffer: the
+/// buffer is lower-cased once, one Aho-Corasick automaton finds candidate occurrences
+/// (leftmost-first, restarting one byte later when a boundary check fails), each hit is
+/// mapped to its row through the offsets, and a row that has matched is skipped.
 fn term_scan<O: OffsetSizeTrait>(a: &GenericStringArray<O>, needles: &[String], mode: TermMatch, all: bool) -> Vec<bool> {
     let n = a.len();
     let offsets: Vec<usize> = a.value_offsets().iter().map(|o| o.as_usize()).collect();
     let (start, end) = (offsets[0], offsets[n]);
-    let raw = &a.value_data()[start..end];
-    let lowered = raw.to_ascii_lowercase();
+    let lowered = a.value_data()[start..end].to_ascii_lowercase();
+    let rel: Vec<usize> = offsets.iter().map(|o| o - start).collect();
     // Rows with a non-ASCII byte get the exact Unicode rule below.
     let mut exact = vec![false; n];
-    let mut i = 0;
-    while i < lowered.len() {
-        let chunk_end = (i + 8).min(lowered.len());
-        let chunk = &lowered[i..chunk_end];
-        if chunk.iter().any(|b| *b >= 0x80) {
-            for (k, b) in chunk.iter().enumerate() {
-                if *b >= 0x80 {
-                    let pos = start + i + k;
-                    let row = offsets.partition_point(|&o| o <= pos) - 1;
-                    exact[row] = true;
-                }
-            }
-        }
-        i = chunk_end;
-    }
-    let ac = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .build(needles)
-        .expect("ASCII needles always build an automaton");
-    let mut hits = vec![0u64; if all { n } else { 0 }];
-    let mut any = vec![false; if all { 0 } else { n }];
-    let first_term: Vec<bool> = needles.iter().map(|s| s.as_bytes()[0].is_ascii_alphanumeric()).collect();
-    let last_term: Vec<bool> = needles.iter().map(|s| s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()).collect();
-    let check_left = mode != TermMatch::Suffix;
-    let check_right = mode != TermMatch::Prefix;
-    for m in ac.find_overlapping_iter(&lowered) {
-        let (s, e) = (m.start() + start, m.end() + start);
-        let row = offsets.partition_point(|&o| o <= s) - 1;
-        if e > offsets[row + 1] || exact[row] {
+    const BLOCK: usize = 4096;
+    for (bi, block) in lowered.chunks(BLOCK).enumerate() {
+        if block.is_ascii() {
             continue;
         }
-        let p = m.pattern().as_usize();
-        let left_ok = !check_left || !first_term[p] || s == offsets[row] || !lowered[s - start - 1].is_ascii_alphanumeric();
-        let right_ok = !check_right || !last_term[p] || e == offsets[row + 1] || !lowered[e - start].is_ascii_alphanumeric();
-        if left_ok && right_ok {
-            if all {
-                hits[row] |= 1 << p.min(63);
-            } else {
-                any[row] = true;
+        for (k, b) in block.iter().enumerate() {
+            if *b >= 0x80 {
+                let pos = bi * BLOCK + k;
+                exact[rel.partition_point(|&o| o <= pos) - 1] = true;
             }
         }
     }
+    let check_left = mode != TermMatch::Suffix;
+    let check_right = mode != TermMatch::Prefix;
+    let first_term: Vec<bool> = needles.iter().map(|s| check_left && s.as_bytes()[0].is_ascii_alphanumeric()).collect();
+    let last_term: Vec<bool> = needles.iter().map(|s| check_right && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()).collect();
+    let mut hit = vec![false; n];
+    let mut seen: Vec<u64> = if all { vec![0; n] } else { Vec::new() };
     let full: u64 = if needles.len() >= 64 { u64::MAX } else { (1u64 << needles.len()) - 1 };
-    let folded: Vec<String> = needles.to_vec();
-    (0..n)
-        .map(|r| {
-            if exact[r] {
-                let hay = terms::fold(a.value(r));
-                let hit = |nd: &String| terms::has_term(&hay, nd, mode);
-                return if all { folded.iter().all(hit) } else { folded.iter().any(hit) };
+    let nested = needles.iter().any(|x| needles.iter().any(|y| x != y && y.contains(x.as_str())));
+    if all || nested {
+        // has_all, or needles inside other needles: every occurrence matters.
+        let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(needles).expect("ASCII needles build");
+        for m in ac.find_overlapping_iter(&lowered) {
+            let (s, e) = (m.start(), m.end());
+            let row = rel.partition_point(|&o| o <= s) - 1;
+            if e > rel[row + 1] || exact[row] {
+                continue;
             }
-            if all {
-                if needles.len() > 64 {
-                    let hay = terms::fold(if a.is_null(r) { "" } else { a.value(r) });
-                    return folded.iter().all(|nd| terms::has_term(&hay, nd, mode));
+            let p = m.pattern().as_usize();
+            if boundary_ok(&lowered, &rel, row, s, e, first_term[p], last_term[p]) {
+                if all {
+                    seen[row] |= 1 << p.min(63);
+                } else {
+                    hit[row] = true;
                 }
-                hits[r] == full
-            } else {
-                any[r]
             }
-        })
-        .collect()
+        }
+    } else {
+        let ac = AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(needles).expect("ASCII needles build");
+        let mut pos = 0;
+        while pos < lowered.len() {
+            let Some(m) = ac.find(aho_corasick::Input::new(&lowered).span(pos..lowered.len())) else { break };
+            let (s, e) = (m.start(), m.end());
+            let p = m.pattern().as_usize();
+            let row = rel.partition_point(|&o| o <= s) - 1;
+            let row_end = rel[row + 1];
+            if e <= row_end && !exact[row] && boundary_ok(&lowered, &rel, row, s, e, first_term[p], last_term[p]) {
+                hit[row] = true;
+                // This row is decided: continue in the next one.
+                pos = row_end.max(s + 1);
+            } else {
+                pos = s + 1;
+            }
+        }
+    }
+    for r in 0..n {
+        if exact[r] {
+            let hay = terms::fold(a.value(r));
+            let one = |nd: &String| terms::has_term(&hay, nd, mode);
+            hit[r] = if all { needles.iter().all(one) } else { needles.iter().any(one) };
+        } else if all {
+            hit[r] = if needles.len() > 64 {
+                let hay = terms::fold(if a.is_null(r) { "" } else { a.value(r) });
+                needles.iter().all(|nd| terms::has_term(&hay, nd, mode))
+            } else {
+                seen[r] == full
+            };
+        }
+    }
+    hit
+}
+
+/// Term boundaries of an ASCII occurrence [s, e) inside row `row` (offsets relative to
+/// the buffer): a term character just outside an alphanumeric needle edge breaks it.
+#[inline]
+fn boundary_ok(buf: &[u8], rel: &[usize], row: usize, s: usize, e: usize, left: bool, right: bool) -> bool {
+    (!left || s == rel[row] || !buf[s - 1].is_ascii_alphanumeric()) && (!right || e == rel[row + 1] || !buf[e].is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

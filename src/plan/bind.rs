@@ -371,10 +371,14 @@ impl<'a> Binder<'a> {
                         *span,
                     ));
                 }
-                Ok(Plan::Filter {
-                    input: Box::new(input),
-                    pred: p,
-                })
+                // Consecutive filters become one conjunction, so a scan can run them all
+                // on the raw input before converting anything.
+                if let Plan::Filter { input: inner, pred: first } = input {
+                    let span = first.span;
+                    let both = BExpr { kind: BKind::Binary(BinOp::And, Box::new(first), Box::new(p)), ty: KqlType::Bool, span };
+                    return Ok(Plan::Filter { input: inner, pred: both });
+                }
+                Ok(Plan::Filter { input: Box::new(input), pred: p })
             }
             Operator::Project { exprs, .. } => {
                 let mut out: Schema = Vec::new();
@@ -1082,7 +1086,7 @@ impl<'a> Binder<'a> {
         if let ExprKind::Name(n) = &it.kind {
             if !self.scalars.contains_key(n) {
                 if let Some(p) = self.named_tabular(n) {
-                    let table = exec::collect(&p, self.catalog)?;
+                    let table = exec::collect(&p, &exec::ExecContext::new(self.catalog))?;
                     if let Some(col) = table.columns.first() {
                         for i in 0..table.len {
                             out.push(col.get(i));
