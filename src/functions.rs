@@ -47,6 +47,8 @@ pub enum Func {
     StartOfDay,
     IndexOf,
     PackArray,
+    /// `x[i]` / `x.key` (not callable by name).
+    Index,
 }
 
 impl Func {
@@ -325,6 +327,7 @@ impl Func {
                 Long
             }
             Func::PackArray => Dynamic,
+            Func::Index => Dynamic,
         })
     }
 }
@@ -784,6 +787,21 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             match text.find(&needle) {
                 Some(b) => Long(text[..b].chars().count() as i64),
                 None => Long(-1),
+            }
+        }
+        Func::Index => {
+            let found = match (&args[0], &args[1]) {
+                (Dynamic(serde_json::Value::Array(a)), i) => i.as_i64().and_then(|i| {
+                    // A negative index counts from the end (DOCS scalar-data-types/dynamic.md).
+                    let k = if i < 0 { a.len() as i64 + i } else { i };
+                    usize::try_from(k).ok().and_then(|k| a.get(k)).cloned()
+                }),
+                (Dynamic(serde_json::Value::Object(m)), String(k)) => m.get(k).cloned(),
+                _ => None,
+            };
+            match found {
+                None | Some(serde_json::Value::Null) => Null,
+                Some(j) => Dynamic(j),
             }
         }
         Func::PackArray => Dynamic(serde_json::Value::Array(

@@ -914,6 +914,17 @@ impl<'a> Binder<'a> {
                     span,
                 ))
             }
+            ExprKind::Index { target, index } => {
+                let t = self.bind_expr(target, schema)?;
+                let i = self.bind_expr(index, schema)?;
+                if t.ty != KqlType::Dynamic {
+                    return Err(Error::semantic(format!("only dynamic values can be indexed, not {}", t.ty), span));
+                }
+                if !(i.ty.is_integer() || i.ty == KqlType::String) {
+                    return Err(Error::semantic(format!("an index must be a number or a string, not {}", i.ty), span));
+                }
+                self.maybe_fold(mk(BKind::Call(Func::Index, vec![t, i]), KqlType::Dynamic))?
+            }
             ExprKind::Call { name, args } => return self.bind_call(name, args, schema, span),
             ExprKind::Neg(inner) => {
                 let b = self.bind_expr(inner, schema)?;

@@ -237,6 +237,8 @@ pub enum ExprKind {
         left: Box<Expr>,
         items: Vec<Expr>,
     },
+    /// `x[i]` (array element, negative from the end) or `x["key"]` / `x.key` (property).
+    Index { target: Box<Expr>, index: Box<Expr> },
     Between {
         negated: bool,
         expr: Box<Expr>,

@@ -1066,20 +1066,33 @@ impl Parser {
     }
 
     fn postfix(&mut self) -> Result<Expr> {
-        let e = self.primary()?;
-        if self.is_punct("[") {
-            return Err(Error::unsupported(
-                "indexing into a dynamic value (x[i])",
-                self.span(),
-            ));
+        let mut e = self.primary()?;
+        loop {
+            if self.is_punct("[") {
+                // x[i], x["key"]: an element of a dynamic array or property bag.
+                self.bump();
+                let index = self.expr()?;
+                self.expect_punct("]")?;
+                let span = e.span.to(self.prev_span());
+                e = Expr::new(ExprKind::Index { target: Box::new(e), index: Box::new(index) }, span);
+            } else if matches!(self.peek(), Tok::Ident { quoted: true, .. }) && self.prev_span().end == self.span().start {
+                // x["key"] lexes as x followed by the quoted name ["key"]: an index.
+                let Tok::Ident { name, .. } = self.peek().clone() else { unreachable!() };
+                let s = self.bump().span;
+                let key = Expr::literal(Value::String(name), KqlType::String, s);
+                let span = e.span.to(s);
+                e = Expr::new(ExprKind::Index { target: Box::new(e), index: Box::new(key) }, span);
+            } else if self.is_punct(".") && matches!(self.peek_at(1), Tok::Ident { .. }) && self.adjacent(0) {
+                // x.name: a property of a dynamic bag.
+                self.bump();
+                let name = self.ident()?;
+                let span = e.span.to(name.span);
+                let key = Expr::literal(Value::String(name.name), KqlType::String, name.span);
+                e = Expr::new(ExprKind::Index { target: Box::new(e), index: Box::new(key) }, span);
+            } else {
+                return Ok(e);
+            }
         }
-        if self.is_punct(".") && matches!(self.peek_at(1), Tok::Ident { .. }) && self.adjacent(0) {
-            return Err(Error::unsupported(
-                "member access on a dynamic value (x.name)",
-                self.span(),
-            ));
-        }
-        Ok(e)
     }
 
     fn primary(&mut self) -> Result<Expr> {

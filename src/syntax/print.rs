@@ -246,7 +246,7 @@ impl Display for Operator {
 /// Writes a sub-expression, parenthesised unless it is atomic.
 fn sub(e: &Expr) -> String {
     match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Call { .. } | ExprKind::Star => {
+        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Call { .. } | ExprKind::Star | ExprKind::Index { .. } => {
             e.to_string()
         }
         _ => format!("({e})"),
@@ -402,6 +402,7 @@ impl Display for Expr {
                     sub(right)
                 )
             }
+            ExprKind::Index { target, index } => write!(f, "{}[{}]", sub(target), index),
             ExprKind::List {
                 op,
                 negated,
