@@ -15,8 +15,6 @@ from typing import Any
 
 from . import _rmmhunt
 from ._result import Result
-from .hunting import Findings, hunt
-from .rules import Rule
 from .errors import (
     DataError,
     InternalError,
@@ -25,6 +23,8 @@ from .errors import (
     RmmhuntError,
     UnsupportedError,
 )
+from .hunting import Findings, hunt
+from .rules import Rule
 
 __version__: str = _rmmhunt.__version__
 
