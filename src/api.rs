@@ -43,10 +43,8 @@ impl Query {
         let mut out = Vec::new();
         fn walk(t: &TabularExpr, lets: &[String], out: &mut Vec<String>) {
             match &t.source {
-                ast::Source::Named(id) => {
-                    if !lets.contains(&id.name) && !out.contains(&id.name) {
-                        out.push(id.name.clone());
-                    }
+                ast::Source::Named(id) if !lets.contains(&id.name) && !out.contains(&id.name) => {
+                    out.push(id.name.clone());
                 }
                 ast::Source::Paren(inner) => walk(inner, lets, out),
                 ast::Source::Union { legs, .. } => legs.iter().for_each(|l| walk(l, lets, out)),
@@ -63,13 +61,11 @@ impl Query {
                 Statement::Let { name, value, .. } => {
                     match value {
                         LetValue::Tabular(t) => walk(t, &lets, &mut out),
+                        // `let T2 = T1;` aliases a table when T1 is no earlier let.
                         LetValue::Scalar(ast::Expr {
                             kind: ast::ExprKind::Name(n),
                             ..
-                        }) if !lets.contains(n) => {
-                            // `let T2 = T1;` may alias a table; reported only if T1 is no let.
-                            let _ = n;
-                        }
+                        }) if !lets.contains(n) && !out.contains(n) => out.push(n.clone()),
                         _ => {}
                     }
                     lets.push(name.name.clone());
@@ -95,12 +91,19 @@ impl Query {
     }
 
     /// Like [`Query::run`], with the number of threads scans may use.
-    pub fn run_with_threads(&self, catalog: &Catalog, now_ticks: i64, threads: usize) -> Result<QueryResult> {
+    pub fn run_with_threads(
+        &self,
+        catalog: &Catalog,
+        now_ticks: i64,
+        threads: usize,
+    ) -> Result<QueryResult> {
         let plan = self.plan(catalog, now_ticks)?;
-        let ctx = crate::exec::ExecContext { catalog, threads: threads.max(1) };
+        let ctx = crate::exec::ExecContext {
+            catalog,
+            threads: threads.max(1),
+        };
         let schema = plan.schema();
-        let chunk =
-            crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
+        let chunk = crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
         Ok(QueryResult {
             names: schema.iter().map(|(n, _)| n.clone()).collect(),
             types: schema.iter().map(|(_, t)| *t).collect(),

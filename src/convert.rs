@@ -252,17 +252,18 @@ pub fn column_to_arrow(name: &str, c: &Column) -> Result<(Field, ArrayRef)> {
         }
         Column::DateTime(a) => {
             if fits_ns(a, ticks::UNIX_EPOCH) {
-                let v: TimestampNanosecondArray = a.unary(|t| (t - ticks::UNIX_EPOCH) * 100);
+                let v: TimestampNanosecondArray =
+                    a.unary(|t| t.wrapping_sub(ticks::UNIX_EPOCH).wrapping_mul(100));
                 (Arc::new(v.with_timezone("UTC")), ty)
             } else {
                 let v: TimestampMicrosecondArray =
-                    a.unary(|t| (t - ticks::UNIX_EPOCH).div_euclid(10));
+                    a.unary(|t| t.wrapping_sub(ticks::UNIX_EPOCH).div_euclid(10));
                 (Arc::new(v.with_timezone("UTC")), ty)
             }
         }
         Column::TimeSpan(a) => {
             if fits_ns(a, 0) {
-                let v: DurationNanosecondArray = a.unary(|t| t * 100);
+                let v: DurationNanosecondArray = a.unary(|t| t.wrapping_mul(100));
                 (Arc::new(v), ty)
             } else {
                 let v: DurationMicrosecondArray = a.unary(|t| t.div_euclid(10));

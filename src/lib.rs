@@ -30,6 +30,7 @@ pub mod exec;
 pub mod functions;
 pub mod kernels;
 pub mod plan;
+pub mod source;
 pub mod syntax;
 pub mod table;
 pub mod types;

@@ -105,8 +105,11 @@ DeviceProcessEvents
 
 const NOW_US: i64 = 1_717_200_000_000_000; // 2024-06-01T00:00:00Z
 
+/// Timestamps (us), company names, device names, report ids.
+type Rows = (Vec<i64>, Vec<Option<String>>, Vec<Option<String>>, Vec<i64>);
+
 /// A small DeviceProcessEvents with hits, near misses, nulls and rows outside the window.
-fn rows(n: usize) -> (Vec<i64>, Vec<Option<String>>, Vec<Option<String>>, Vec<i64>) {
+fn rows(n: usize) -> Rows {
     let companies = [
         Some("ConnectWise, Inc."),
         Some("Continuum Managed Services"),

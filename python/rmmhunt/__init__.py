@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +25,7 @@ from .errors import (
     UnsupportedError,
 )
 from .hunting import Findings, hunt
+from .io import FileTable, read, read_tables
 from .rules import Rule
 
 __version__: str = _rmmhunt.__version__
@@ -45,7 +47,12 @@ def _now_text(now: datetime | str | None) -> str | None:
 
 
 def _arrow_input(name: str, data: Any) -> Any:
-    """Anything that exports Arrow: pyarrow, polars, pandas, DuckDB objects."""
+    """Anything that exports Arrow (pyarrow, polars, pandas, DuckDB objects), a file table
+    from :func:`read`, or a path (read with :func:`read`)."""
+    if isinstance(data, FileTable):
+        return data._inner
+    if isinstance(data, str | os.PathLike):
+        return read(data, table=name)._inner
     if hasattr(data, "__arrow_c_stream__"):
         return data
     mod = type(data).__module__.split(".")[0]
@@ -97,6 +104,9 @@ def kql_string(s: str) -> str:
 
 __all__ = [
     "query",
+    "read",
+    "read_tables",
+    "FileTable",
     "hunt",
     "Findings",
     "Rule",

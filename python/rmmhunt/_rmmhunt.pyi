@@ -1,10 +1,41 @@
 """Type stubs of the Rust extension module (built from src/python/)."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, final
 
 __version__: str
 
+@final
+class FileTable:
+    """Files read as one table (lazy: scanned when a query runs)."""
+
+    @property
+    def table(self) -> str: ...
+    @property
+    def paths(self) -> list[str]: ...
+    @property
+    def columns(self) -> list[tuple[str, str]]: ...
+    @property
+    def notes(self) -> list[str]: ...
+    @property
+    def strict(self) -> bool: ...
+    def report(self) -> list[dict[str, Any]]:
+        """Per file: rows read, bad rows with the first examples (line, column, reason)."""
+    def to_arrow(self) -> Any: ...
+
+def read(
+    paths: list[str],
+    table: str | None = None,
+    strict: bool = False,
+    timezone: str | None = None,
+    format: str | None = None,
+    batch_rows: int | None = None,
+) -> list[tuple[str, FileTable]]:
+    """Open Parquet, CSV (incl. the Log Analytics portal export) and JSON files (Advanced
+    Hunting and Graph API responses, the Streaming API's records, JSON Lines), gzip,
+    directories and globs."""
+
+@final
 class Query:
     """A parsed KQL query; ``str()`` prints it back as valid KQL."""
 

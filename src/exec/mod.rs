@@ -68,7 +68,10 @@ pub struct ExecContext<'a> {
 
 impl<'a> ExecContext<'a> {
     pub fn new(catalog: &'a Catalog) -> ExecContext<'a> {
-        ExecContext { catalog, threads: default_threads() }
+        ExecContext {
+            catalog,
+            threads: default_threads(),
+        }
     }
 }
 
@@ -146,8 +149,14 @@ pub fn execute<'a>(
             let mut need = needed_by(&[pred], input.schema().len());
             or_into(&mut need, needed);
             if let Plan::Scan { table, schema } = input.as_ref() {
-                let t = ctx.catalog.get(table).ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
-                let req = ScanRequest { needed: need.clone(), time_range: None };
+                let t = ctx
+                    .catalog
+                    .get(table)
+                    .ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
+                let req = ScanRequest {
+                    needed: need.clone(),
+                    time_range: None,
+                };
                 if let Some(stream) = t.scan_arrow(&req) {
                     let fused = scan::FusedFilter::new(pred, schema, need);
                     return Ok(scan::run_fused(stream?, fused, ctx.threads));

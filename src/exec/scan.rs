@@ -33,26 +33,65 @@ pub fn matcher_for(e: &BExpr) -> Option<(&BExpr, Matcher)> {
         other => Some(crate::functions::to_display_string(other)),
     };
     match &e.kind {
-        BKind::Str { op, negated, cs, left, right } => {
+        BKind::Str {
+            op,
+            negated,
+            cs,
+            left,
+            right,
+        } => {
             let needle = text(right.as_literal()?)?;
             let kind = match op {
                 StrOp::Equals => Kind::Equals(needle),
-                StrOp::Has => Kind::Term { needles: vec![needle], mode: TermMatch::Whole, all: false },
-                StrOp::HasPrefix => Kind::Term { needles: vec![needle], mode: TermMatch::Prefix, all: false },
-                StrOp::HasSuffix => Kind::Term { needles: vec![needle], mode: TermMatch::Suffix, all: false },
+                StrOp::Has => Kind::Term {
+                    needles: vec![needle],
+                    mode: TermMatch::Whole,
+                    all: false,
+                },
+                StrOp::HasPrefix => Kind::Term {
+                    needles: vec![needle],
+                    mode: TermMatch::Prefix,
+                    all: false,
+                },
+                StrOp::HasSuffix => Kind::Term {
+                    needles: vec![needle],
+                    mode: TermMatch::Suffix,
+                    all: false,
+                },
                 StrOp::Contains => Kind::Contains(needle),
                 StrOp::StartsWith => Kind::StartsWith(needle),
                 StrOp::EndsWith => Kind::EndsWith(needle),
-                StrOp::MatchesRegex => Kind::Regex(crate::functions::RegexCache::new().get(&needle).ok()?.clone()),
+                StrOp::MatchesRegex => Kind::Regex(
+                    crate::functions::RegexCache::new()
+                        .get(&needle)
+                        .ok()?
+                        .clone(),
+                ),
             };
             Some((left, Matcher::new(kind, *cs, *negated)))
         }
-        BKind::List { op, negated, cs, left, items } => {
+        BKind::List {
+            op,
+            negated,
+            cs,
+            left,
+            items,
+        } => {
             let needles: Vec<String> = items.iter().filter_map(text).collect();
             let kind = match op {
-                ListOp::HasAny => Kind::Term { needles, mode: TermMatch::Whole, all: false },
-                ListOp::HasAll if !needles.is_empty() => Kind::Term { needles, mode: TermMatch::Whole, all: true },
-                ListOp::In if items.iter().all(|v| matches!(v, Value::String(_))) => Kind::In(needles.into_iter().collect()),
+                ListOp::HasAny => Kind::Term {
+                    needles,
+                    mode: TermMatch::Whole,
+                    all: false,
+                },
+                ListOp::HasAll if !needles.is_empty() => Kind::Term {
+                    needles,
+                    mode: TermMatch::Whole,
+                    all: true,
+                },
+                ListOp::In if items.iter().all(|v| matches!(v, Value::String(_))) => {
+                    Kind::In(needles.into_iter().collect())
+                }
                 _ => return None,
             };
             Some((left, Matcher::new(kind, *cs, *negated)))
@@ -76,7 +115,11 @@ enum RawPredicate {
     /// A string predicate with constant needles.
     Str { column: usize, matcher: Matcher },
     /// `low <= column <= high` on a timestamp column (ticks, inclusive; None = open).
-    Time { column: usize, low: Option<i64>, high: Option<i64> },
+    Time {
+        column: usize,
+        low: Option<i64>,
+        high: Option<i64>,
+    },
 }
 
 /// `Timestamp between (lit .. lit)`, `Timestamp >= lit`, ... as a tick range.
@@ -90,7 +133,12 @@ fn time_range(e: &BExpr, schema: &Schema) -> Option<(usize, Option<i64>, Option<
         _ => None,
     };
     match &e.kind {
-        BKind::Between { negated: false, expr, low, high } => Some((col(expr)?, Some(lit(low)?), Some(lit(high)?))),
+        BKind::Between {
+            negated: false,
+            expr,
+            low,
+            high,
+        } => Some((col(expr)?, Some(lit(low)?), Some(lit(high)?))),
         BKind::Binary(op, l, r) => {
             let (i, t, op) = match (col(l), lit(r), col(r), lit(l)) {
                 (Some(i), Some(t), _, _) => (i, t, *op),
@@ -122,9 +170,11 @@ fn time_range(e: &BExpr, schema: &Schema) -> Option<(usize, Option<i64>, Option<
 /// The tick range as a mask over a raw timestamp array, comparing in the array's own
 /// unit (bounds rounded inward); None when the array is not a timestamp.
 fn raw_time_mask(a: &dyn Array, low: Option<i64>, high: Option<i64>) -> Option<BooleanArray> {
-    use arrow::datatypes::{DataType, TimeUnit};
     use crate::types::ticks::UNIX_EPOCH;
-    let DataType::Timestamp(unit, _) = a.data_type() else { return None };
+    use arrow::datatypes::{DataType, TimeUnit};
+    let DataType::Timestamp(unit, _) = a.data_type() else {
+        return None;
+    };
     // Ticks per unit (ns: 1/100 of a tick).
     let (lo, hi) = match unit {
         TimeUnit::Nanosecond => (
@@ -137,7 +187,13 @@ fn raw_time_mask(a: &dyn Array, low: Option<i64>, high: Option<i64>) -> Option<B
                 TimeUnit::Millisecond => crate::types::ticks::PER_MILLI,
                 _ => crate::types::ticks::PER_MICRO,
             };
-            (low.map(|l| (l - UNIX_EPOCH).div_euclid(per) + i64::from((l - UNIX_EPOCH).rem_euclid(per) != 0)), high.map(|h| (h - UNIX_EPOCH).div_euclid(per)))
+            (
+                low.map(|l| {
+                    (l - UNIX_EPOCH).div_euclid(per)
+                        + i64::from((l - UNIX_EPOCH).rem_euclid(per) != 0)
+                }),
+                high.map(|h| (h - UNIX_EPOCH).div_euclid(per)),
+            )
         }
     };
     let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
@@ -176,13 +232,25 @@ impl FusedFilter {
                 continue;
             }
             match matcher_for(c) {
-                Some((BExpr { kind: BKind::Column(i), .. }, matcher)) if schema[*i].1 == KqlType::String => {
-                    raw.push(RawPredicate::Str { column: *i, matcher })
-                }
+                Some((
+                    BExpr {
+                        kind: BKind::Column(i),
+                        ..
+                    },
+                    matcher,
+                )) if schema[*i].1 == KqlType::String => raw.push(RawPredicate::Str {
+                    column: *i,
+                    matcher,
+                }),
                 _ => rest.push(c.clone()),
             }
         }
-        FusedFilter { raw, rest, needed, schema: schema.clone() }
+        FusedFilter {
+            raw,
+            rest,
+            needed,
+            schema: schema.clone(),
+        }
     }
 
     /// One batch: raw predicates, then conversion of the survivors, then the rest.
@@ -191,14 +259,18 @@ impl FusedFilter {
         let mut time_done = Vec::new();
         for p in &self.raw {
             let m = match p {
-                RawPredicate::Str { column, matcher } => matcher.eval_array(batch.column(*column).as_ref())?,
-                RawPredicate::Time { column, low, high } => match raw_time_mask(batch.column(*column).as_ref(), *low, *high) {
-                    Some(m) => {
-                        time_done.push(*column);
-                        m
+                RawPredicate::Str { column, matcher } => {
+                    matcher.eval_array(batch.column(*column).as_ref())?
+                }
+                RawPredicate::Time { column, low, high } => {
+                    match raw_time_mask(batch.column(*column).as_ref(), *low, *high) {
+                        Some(m) => {
+                            time_done.push(*column);
+                            m
+                        }
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
             };
             mask = Some(match mask {
                 None => m,
@@ -222,7 +294,9 @@ impl FusedFilter {
                     Some(m) if len != a.len() => filter(a.as_ref(), m)?,
                     _ => a.clone(),
                 };
-                column_from_arrow(&a, ty).map_err(|e| Error::data(format!("column '{}': {}", self.schema[i].0, e.message)))
+                column_from_arrow(&a, ty).map_err(|e| {
+                    Error::data(format!("column '{}': {}", self.schema[i].0, e.message))
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let mut chunk = Chunk::new(columns, len);
@@ -246,8 +320,14 @@ impl FusedFilter {
         self.raw
             .iter()
             .map(|p| match p {
-                RawPredicate::Str { column, matcher } => format!("{} on raw {}", describe_matcher(matcher), self.schema[*column].0),
-                RawPredicate::Time { column, .. } => format!("time range on raw {}", self.schema[*column].0),
+                RawPredicate::Str { column, matcher } => format!(
+                    "{} on raw {}",
+                    describe_matcher(matcher),
+                    self.schema[*column].0
+                ),
+                RawPredicate::Time { column, .. } => {
+                    format!("time range on raw {}", self.schema[*column].0)
+                }
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -259,7 +339,11 @@ fn describe_matcher(m: &Matcher) -> String {
 }
 
 /// Runs the fused filter over a batch stream on `threads` threads, keeping batch order.
-pub fn run_fused<'a>(stream: BatchStream<'a>, filter: FusedFilter, threads: usize) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
+pub fn run_fused<'a>(
+    stream: BatchStream<'a>,
+    filter: FusedFilter,
+    threads: usize,
+) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
     let filter = Arc::new(filter);
     let threads = threads.max(1);
     let mut stream = stream.flat_map(split_batch);
@@ -290,7 +374,8 @@ pub fn run_fused<'a>(stream: BatchStream<'a>, filter: FusedFilter, threads: usiz
         }
         let results = process_round(&round, &filter, threads);
         let err_at = pending.len();
-        let mut out: std::collections::VecDeque<Result<Chunk>> = results.into_iter().filter_map(|r| r.transpose()).collect();
+        let mut out: std::collections::VecDeque<Result<Chunk>> =
+            results.into_iter().filter_map(|r| r.transpose()).collect();
         // An error from the stream comes after the results of the batches before it.
         let tail: Vec<_> = pending.drain(..err_at).collect();
         out.extend(tail);
@@ -300,14 +385,19 @@ pub fn run_fused<'a>(stream: BatchStream<'a>, filter: FusedFilter, threads: usiz
 
 fn split_batch(b: Result<RecordBatch>) -> Vec<Result<RecordBatch>> {
     match b {
-        Ok(b) if b.num_rows() > MORSEL_ROWS => {
-            (0..b.num_rows()).step_by(MORSEL_ROWS).map(|o| Ok(b.slice(o, MORSEL_ROWS.min(b.num_rows() - o)))).collect()
-        }
+        Ok(b) if b.num_rows() > MORSEL_ROWS => (0..b.num_rows())
+            .step_by(MORSEL_ROWS)
+            .map(|o| Ok(b.slice(o, MORSEL_ROWS.min(b.num_rows() - o))))
+            .collect(),
         other => vec![other],
     }
 }
 
-fn process_round(round: &[RecordBatch], filter: &FusedFilter, threads: usize) -> Vec<Result<Option<Chunk>>> {
+fn process_round(
+    round: &[RecordBatch],
+    filter: &FusedFilter,
+    threads: usize,
+) -> Vec<Result<Option<Chunk>>> {
     if threads == 1 || round.len() <= 1 {
         return round.iter().map(|b| filter.run(b)).collect();
     }
@@ -329,7 +419,14 @@ fn process_round(round: &[RecordBatch], filter: &FusedFilter, threads: usize) ->
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| vec![(usize::MAX, Err(Error::internal("a scan thread panicked")))])).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![(usize::MAX, Err(Error::internal("a scan thread panicked")))]
+                })
+            })
+            .collect()
     });
     let mut errors = Vec::new();
     for (i, r) in results.into_iter().flatten() {
@@ -339,7 +436,8 @@ fn process_round(round: &[RecordBatch], filter: &FusedFilter, threads: usize) ->
             slots[i] = Some(r);
         }
     }
-    let mut out: Vec<Result<Option<Chunk>>> = slots.into_iter().map(|s| s.unwrap_or(Ok(None))).collect();
+    let mut out: Vec<Result<Option<Chunk>>> =
+        slots.into_iter().map(|s| s.unwrap_or(Ok(None))).collect();
     out.extend(errors);
     out
 }

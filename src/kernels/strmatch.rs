@@ -21,7 +21,11 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug)]
 pub enum Kind {
     /// has / hasprefix / hassuffix / has_any (all = false) / has_all (all = true).
-    Term { needles: Vec<String>, mode: TermMatch, all: bool },
+    Term {
+        needles: Vec<String>,
+        mode: TermMatch,
+        all: bool,
+    },
     Contains(String),
     StartsWith(String),
     EndsWith(String),
@@ -50,7 +54,11 @@ impl Matcher {
     pub fn new(kind: Kind, cs: bool, negated: bool) -> Matcher {
         let fold = |s: String| if cs { s } else { terms::fold(&s).into_owned() };
         let kind = match kind {
-            Kind::Term { needles, mode, all } => Kind::Term { needles: needles.into_iter().map(fold).collect(), mode, all },
+            Kind::Term { needles, mode, all } => Kind::Term {
+                needles: needles.into_iter().map(fold).collect(),
+                mode,
+                all,
+            },
             Kind::Contains(n) => Kind::Contains(fold(n)),
             Kind::StartsWith(n) => Kind::StartsWith(fold(n)),
             Kind::EndsWith(n) => Kind::EndsWith(fold(n)),
@@ -63,11 +71,19 @@ impl Matcher {
 
     /// The predicate on one string (null strings are `""`).
     pub fn matches(&self, s: &str) -> bool {
-        let hay = if self.cs || matches!(self.kind, Kind::Regex(_)) { std::borrow::Cow::Borrowed(s) } else { terms::fold(s) };
+        let hay = if self.cs || matches!(self.kind, Kind::Regex(_)) {
+            std::borrow::Cow::Borrowed(s)
+        } else {
+            terms::fold(s)
+        };
         let m = match &self.kind {
             Kind::Term { needles, mode, all } => {
                 let hit = |n: &String| terms::has_term(&hay, n, *mode);
-                if *all { needles.iter().all(hit) } else { needles.iter().any(hit) }
+                if *all {
+                    needles.iter().all(hit)
+                } else {
+                    needles.iter().any(hit)
+                }
             }
             Kind::Contains(n) => hay.contains(n.as_str()),
             Kind::StartsWith(n) => hay.starts_with(n.as_str()),
@@ -83,7 +99,9 @@ impl Matcher {
     pub fn strategy(&self, dt: &DataType) -> Strategy {
         match dt {
             DataType::Dictionary(..) => Strategy::DictionaryValues,
-            DataType::Utf8 | DataType::LargeUtf8 if self.buffer_scan_needles().is_some() => Strategy::BufferScan,
+            DataType::Utf8 | DataType::LargeUtf8 if self.buffer_scan_needles().is_some() => {
+                Strategy::BufferScan
+            }
             _ => Strategy::RowLoop,
         }
     }
@@ -91,7 +109,11 @@ impl Matcher {
     /// Needles for the buffer scan: case-insensitive, ASCII, non-empty term needles.
     fn buffer_scan_needles(&self) -> Option<(&[String], TermMatch, bool)> {
         match &self.kind {
-            Kind::Term { needles, mode, all } if !self.cs && !needles.is_empty() && needles.iter().all(|n| !n.is_empty() && n.is_ascii()) => {
+            Kind::Term { needles, mode, all }
+                if !self.cs
+                    && !needles.is_empty()
+                    && needles.iter().all(|n| !n.is_empty() && n.is_ascii()) =>
+            {
                 Some((needles, *mode, *all))
             }
             _ => None,
@@ -114,7 +136,13 @@ impl Matcher {
                 let out: BooleanArray = keys
                     .iter()
                     .enumerate()
-                    .map(|(i, &k)| Some(if nulls.as_ref().is_some_and(|n| n.is_null(i)) { empty } else { values.value(k) }))
+                    .map(|(i, &k)| {
+                        Some(if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                            empty
+                        } else {
+                            values.value(k)
+                        })
+                    })
                     .collect();
                 Ok(out)
             }
@@ -122,7 +150,9 @@ impl Matcher {
             DataType::LargeUtf8 => Ok(self.eval_generic(a.as_string::<i64>())),
             DataType::Utf8View => {
                 let v = a.as_string_view();
-                Ok((0..v.len()).map(|i| Some(self.matches(if v.is_null(i) { "" } else { v.value(i) }))).collect())
+                Ok((0..v.len())
+                    .map(|i| Some(self.matches(if v.is_null(i) { "" } else { v.value(i) })))
+                    .collect())
             }
             DataType::Null => Ok((0..a.len()).map(|_| Some(self.matches(""))).collect()),
             dt => Err(Error::internal(format!("string matcher on {dt}"))),
@@ -137,83 +167,134 @@ impl Matcher {
             }
             return BooleanArray::from(hits);
         }
-        (0..a.len()).map(|i| Some(self.matches(if a.is_null(i) { "" } else { a.value(i) }))).collect()
+        (0..a.len())
+            .map(|i| Some(self.matches(if a.is_null(i) { "" } else { a.value(i) })))
+            .collect()
     }
 }
 
-/// Case-insensitive term matching of ASCII needles over the whole values buffer: the
-/// buffer is lower-cased once, one Aho-Corasick automaton finds candidate occurrences
+/// Case-insensitive term matching of ASCII needles over the values buffer, a block of rows
+/// at a time: each block (about 64 KiB, whole rows) is lower-cased into a reused buffer
+/// that stays in cache, one Aho-Corasick automaton finds candidate occurrences
 /// (leftmost-first, restarting one byte later when a boundary check fails), each hit is
-/// mapped to its row through the offsets, and a row that has matched is skipped.
-fn term_scan<O: OffsetSizeTrait>(a: &GenericStringArray<O>, needles: &[String], mode: TermMatch, all: bool) -> Vec<bool> {
+/// mapped to its row through the offsets, and a row that has matched is skipped. Rows
+/// holding a non-ASCII byte are decided by the exact Unicode rule instead.
+fn term_scan<O: OffsetSizeTrait>(
+    a: &GenericStringArray<O>,
+    needles: &[String],
+    mode: TermMatch,
+    all: bool,
+) -> Vec<bool> {
+    const BLOCK_BYTES: usize = 64 * 1024;
     let n = a.len();
-    let offsets: Vec<usize> = a.value_offsets().iter().map(|o| o.as_usize()).collect();
-    let (start, end) = (offsets[0], offsets[n]);
-    let lowered = a.value_data()[start..end].to_ascii_lowercase();
-    let rel: Vec<usize> = offsets.iter().map(|o| o - start).collect();
-    // Rows with a non-ASCII byte get the exact Unicode rule below.
-    let mut exact = vec![false; n];
-    const BLOCK: usize = 4096;
-    for (bi, block) in lowered.chunks(BLOCK).enumerate() {
-        if block.is_ascii() {
-            continue;
-        }
-        for (k, b) in block.iter().enumerate() {
-            if *b >= 0x80 {
-                let pos = bi * BLOCK + k;
-                exact[rel.partition_point(|&o| o <= pos) - 1] = true;
-            }
-        }
-    }
+    let offsets = a.value_offsets();
+    let data = a.value_data();
     let check_left = mode != TermMatch::Suffix;
     let check_right = mode != TermMatch::Prefix;
-    let first_term: Vec<bool> = needles.iter().map(|s| check_left && s.as_bytes()[0].is_ascii_alphanumeric()).collect();
-    let last_term: Vec<bool> = needles.iter().map(|s| check_right && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()).collect();
+    let first_term: Vec<bool> = needles
+        .iter()
+        .map(|s| check_left && s.as_bytes()[0].is_ascii_alphanumeric())
+        .collect();
+    let last_term: Vec<bool> = needles
+        .iter()
+        .map(|s| check_right && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
+        .collect();
+    let nested = needles
+        .iter()
+        .any(|x| needles.iter().any(|y| x != y && y.contains(x.as_str())));
+    let overlapping = all || nested;
+    let kind = if overlapping {
+        MatchKind::Standard
+    } else {
+        MatchKind::LeftmostFirst
+    };
+    let ac = AhoCorasick::builder()
+        .match_kind(kind)
+        .build(needles)
+        .expect("ASCII needles build");
+    let full: u64 = if needles.len() >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << needles.len()) - 1
+    };
     let mut hit = vec![false; n];
     let mut seen: Vec<u64> = if all { vec![0; n] } else { Vec::new() };
-    let full: u64 = if needles.len() >= 64 { u64::MAX } else { (1u64 << needles.len()) - 1 };
-    let nested = needles.iter().any(|x| needles.iter().any(|y| x != y && y.contains(x.as_str())));
-    if all || nested {
-        // has_all, or needles inside other needles: every occurrence matters.
-        let ac = AhoCorasick::builder().match_kind(MatchKind::Standard).build(needles).expect("ASCII needles build");
-        for m in ac.find_overlapping_iter(&lowered) {
-            let (s, e) = (m.start(), m.end());
-            let row = rel.partition_point(|&o| o <= s) - 1;
-            if e > rel[row + 1] || exact[row] {
-                continue;
+    let mut exact = vec![false; n];
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK_BYTES * 2);
+    let mut rel: Vec<usize> = Vec::new();
+    let mut r0 = 0;
+    while r0 < n {
+        // A block of whole rows.
+        let b0 = offsets[r0].as_usize();
+        let mut r1 = r0 + 1;
+        while r1 < n && offsets[r1 + 1].as_usize() - b0 <= BLOCK_BYTES {
+            r1 += 1;
+        }
+        let b1 = offsets[r1].as_usize();
+        buf.clear();
+        buf.extend_from_slice(&data[b0..b1]);
+        buf.make_ascii_lowercase();
+        rel.clear();
+        rel.extend(offsets[r0..=r1].iter().map(|o| o.as_usize() - b0));
+        if !buf.is_ascii() {
+            for r in r0..r1 {
+                if !buf[rel[r - r0]..rel[r - r0 + 1]].is_ascii() {
+                    exact[r] = true;
+                }
             }
-            let p = m.pattern().as_usize();
-            if boundary_ok(&lowered, &rel, row, s, e, first_term[p], last_term[p]) {
+        }
+        let row_of = |pos: usize| r0 + rel.partition_point(|&o| o <= pos) - 1;
+        if overlapping {
+            for m in ac.find_overlapping_iter(&buf) {
+                let (s, e) = (m.start(), m.end());
+                let row = row_of(s);
+                let (rs, re) = (rel[row - r0], rel[row - r0 + 1]);
+                let p = m.pattern().as_usize();
+                if e > re
+                    || exact[row]
+                    || !boundary_ok(&buf, rs, re, s, e, first_term[p], last_term[p])
+                {
+                    continue;
+                }
                 if all {
                     seen[row] |= 1 << p.min(63);
                 } else {
                     hit[row] = true;
                 }
             }
-        }
-    } else {
-        let ac = AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(needles).expect("ASCII needles build");
-        let mut pos = 0;
-        while pos < lowered.len() {
-            let Some(m) = ac.find(aho_corasick::Input::new(&lowered).span(pos..lowered.len())) else { break };
-            let (s, e) = (m.start(), m.end());
-            let p = m.pattern().as_usize();
-            let row = rel.partition_point(|&o| o <= s) - 1;
-            let row_end = rel[row + 1];
-            if e <= row_end && !exact[row] && boundary_ok(&lowered, &rel, row, s, e, first_term[p], last_term[p]) {
-                hit[row] = true;
-                // This row is decided: continue in the next one.
-                pos = row_end.max(s + 1);
-            } else {
-                pos = s + 1;
+        } else {
+            let mut pos = 0;
+            while pos < buf.len() {
+                let Some(m) = ac.find(aho_corasick::Input::new(&buf).span(pos..buf.len())) else {
+                    break;
+                };
+                let (s, e) = (m.start(), m.end());
+                let p = m.pattern().as_usize();
+                let row = row_of(s);
+                let (rs, re) = (rel[row - r0], rel[row - r0 + 1]);
+                if e <= re
+                    && !exact[row]
+                    && boundary_ok(&buf, rs, re, s, e, first_term[p], last_term[p])
+                {
+                    hit[row] = true;
+                    // This row is decided: continue in the next one.
+                    pos = re.max(s + 1);
+                } else {
+                    pos = s + 1;
+                }
             }
         }
+        r0 = r1;
     }
     for r in 0..n {
         if exact[r] {
             let hay = terms::fold(a.value(r));
             let one = |nd: &String| terms::has_term(&hay, nd, mode);
-            hit[r] = if all { needles.iter().all(one) } else { needles.iter().any(one) };
+            hit[r] = if all {
+                needles.iter().all(one)
+            } else {
+                needles.iter().any(one)
+            };
         } else if all {
             hit[r] = if needles.len() > 64 {
                 let hay = terms::fold(if a.is_null(r) { "" } else { a.value(r) });
@@ -226,11 +307,20 @@ fn term_scan<O: OffsetSizeTrait>(a: &GenericStringArray<O>, needles: &[String], 
     hit
 }
 
-/// Term boundaries of an ASCII occurrence [s, e) inside row `row` (offsets relative to
-/// the buffer): a term character just outside an alphanumeric needle edge breaks it.
+/// Term boundaries of an ASCII occurrence [s, e) of a row spanning [rs, re) of `buf`: a
+/// term character just outside an alphanumeric needle edge breaks it.
 #[inline]
-fn boundary_ok(buf: &[u8], rel: &[usize], row: usize, s: usize, e: usize, left: bool, right: bool) -> bool {
-    (!left || s == rel[row] || !buf[s - 1].is_ascii_alphanumeric()) && (!right || e == rel[row + 1] || !buf[e].is_ascii_alphanumeric())
+fn boundary_ok(
+    buf: &[u8],
+    rs: usize,
+    re: usize,
+    s: usize,
+    e: usize,
+    left: bool,
+    right: bool,
+) -> bool {
+    (!left || s == rs || !buf[s - 1].is_ascii_alphanumeric())
+        && (!right || e == re || !buf[e].is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -259,12 +349,48 @@ mod tests {
     #[test]
     fn strategies_agree_with_the_rule() {
         let matchers = vec![
-            Matcher::new(Kind::Term { needles: vec!["ConnectWise".into(), "Continuum Managed".into(), "ScreenConnect".into()], mode: TermMatch::Whole, all: false }, false, false),
-            Matcher::new(Kind::Term { needles: vec!["connect".into(), "wise".into()], mode: TermMatch::Prefix, all: true }, false, false),
-            Matcher::new(Kind::Term { needles: vec!["ScreenConnect".into()], mode: TermMatch::Whole, all: false }, true, true),
+            Matcher::new(
+                Kind::Term {
+                    needles: vec![
+                        "ConnectWise".into(),
+                        "Continuum Managed".into(),
+                        "ScreenConnect".into(),
+                    ],
+                    mode: TermMatch::Whole,
+                    all: false,
+                },
+                false,
+                false,
+            ),
+            Matcher::new(
+                Kind::Term {
+                    needles: vec!["connect".into(), "wise".into()],
+                    mode: TermMatch::Prefix,
+                    all: true,
+                },
+                false,
+                false,
+            ),
+            Matcher::new(
+                Kind::Term {
+                    needles: vec!["ScreenConnect".into()],
+                    mode: TermMatch::Whole,
+                    all: false,
+                },
+                true,
+                true,
+            ),
             Matcher::new(Kind::Contains("CONNECT".into()), false, false),
             Matcher::new(Kind::Equals("".into()), false, false),
-            Matcher::new(Kind::Term { needles: vec!["école".into()], mode: TermMatch::Whole, all: false }, false, false),
+            Matcher::new(
+                Kind::Term {
+                    needles: vec!["école".into()],
+                    mode: TermMatch::Whole,
+                    all: false,
+                },
+                false,
+                false,
+            ),
         ];
         let h = hay();
         let arrays: Vec<Box<dyn Array>> = vec![
@@ -281,7 +407,12 @@ mod tests {
                 let sa = sa.as_string::<i32>();
                 for i in 0..a.len() {
                     let s = if sa.is_null(i) { "" } else { sa.value(i) };
-                    assert_eq!(got.value(i), m.matches(s), "{m:?} on {s:?} ({})", a.data_type());
+                    assert_eq!(
+                        got.value(i),
+                        m.matches(s),
+                        "{m:?} on {s:?} ({})",
+                        a.data_type()
+                    );
                 }
             }
         }

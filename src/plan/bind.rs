@@ -373,12 +373,26 @@ impl<'a> Binder<'a> {
                 }
                 // Consecutive filters become one conjunction, so a scan can run them all
                 // on the raw input before converting anything.
-                if let Plan::Filter { input: inner, pred: first } = input {
+                if let Plan::Filter {
+                    input: inner,
+                    pred: first,
+                } = input
+                {
                     let span = first.span;
-                    let both = BExpr { kind: BKind::Binary(BinOp::And, Box::new(first), Box::new(p)), ty: KqlType::Bool, span };
-                    return Ok(Plan::Filter { input: inner, pred: both });
+                    let both = BExpr {
+                        kind: BKind::Binary(BinOp::And, Box::new(first), Box::new(p)),
+                        ty: KqlType::Bool,
+                        span,
+                    };
+                    return Ok(Plan::Filter {
+                        input: inner,
+                        pred: both,
+                    });
                 }
-                Ok(Plan::Filter { input: Box::new(input), pred: p })
+                Ok(Plan::Filter {
+                    input: Box::new(input),
+                    pred: p,
+                })
             }
             Operator::Project { exprs, .. } => {
                 let mut out: Schema = Vec::new();
@@ -845,9 +859,7 @@ impl<'a> Binder<'a> {
                     AggFunc::Min | AggFunc::Max => vty,
                     _ => KqlType::Dynamic,
                 };
-                let name = match func {
-                    _ => format!("{prefix}_{}", arg_name(0)),
-                };
+                let name = format!("{prefix}_{}", arg_name(0));
                 outputs.push((name, ty));
             }
         }
@@ -918,10 +930,16 @@ impl<'a> Binder<'a> {
                 let t = self.bind_expr(target, schema)?;
                 let i = self.bind_expr(index, schema)?;
                 if t.ty != KqlType::Dynamic {
-                    return Err(Error::semantic(format!("only dynamic values can be indexed, not {}", t.ty), span));
+                    return Err(Error::semantic(
+                        format!("only dynamic values can be indexed, not {}", t.ty),
+                        span,
+                    ));
                 }
                 if !(i.ty.is_integer() || i.ty == KqlType::String) {
-                    return Err(Error::semantic(format!("an index must be a number or a string, not {}", i.ty), span));
+                    return Err(Error::semantic(
+                        format!("an index must be a number or a string, not {}", i.ty),
+                        span,
+                    ));
                 }
                 self.maybe_fold(mk(BKind::Call(Func::Index, vec![t, i]), KqlType::Dynamic))?
             }

@@ -15,6 +15,8 @@ use crate::error::{Error, ErrorKind};
 use crate::kernels::time;
 use crate::table::{Catalog, MemTable, TableProvider};
 
+mod source;
+
 fn to_pyerr(py: Python<'_>, e: Error) -> PyErr {
     let class = match e.kind {
         ErrorKind::Syntax => "KqlSyntaxError",
@@ -48,10 +50,16 @@ fn parse_now(now: Option<&str>) -> PyResult<i64> {
 
 fn catalog_from(
     py: Python<'_>,
-    tables: Option<HashMap<String, PyRecordBatchReader>>,
+    tables: Option<HashMap<String, Bound<'_, PyAny>>>,
 ) -> PyResult<Catalog> {
     let mut catalog: Catalog = HashMap::new();
-    for (name, reader) in tables.unwrap_or_default() {
+    for (name, obj) in tables.unwrap_or_default() {
+        // A file table from rmmhunt.read(): scanned lazily, columns and row groups pruned.
+        if let Ok(ft) = obj.cast::<source::PyFileTable>() {
+            catalog.insert(name, ft.get().provider());
+            continue;
+        }
+        let reader: PyRecordBatchReader = obj.extract()?;
         let table = reader.into_table().map_err(|e| {
             to_pyerr(
                 py,
@@ -59,8 +67,10 @@ fn catalog_from(
             )
         })?;
         let (batches, schema) = table.into_inner();
-        let mem = MemTable::new(schema, batches);
-        catalog.insert(name, Arc::new(mem) as Arc<dyn TableProvider>);
+        catalog.insert(
+            name,
+            Arc::new(MemTable::new(schema, batches)) as Arc<dyn TableProvider>,
+        );
     }
     Ok(catalog)
 }
@@ -87,7 +97,7 @@ impl PyQuery {
     fn explain(
         &self,
         py: Python<'_>,
-        tables: Option<HashMap<String, PyRecordBatchReader>>,
+        tables: Option<HashMap<String, Bound<'_, PyAny>>>,
         now: Option<&str>,
     ) -> PyResult<String> {
         let catalog = catalog_from(py, tables)?;
@@ -136,7 +146,7 @@ fn parse(py: Python<'_>, kql: &str) -> PyResult<PyQuery> {
 fn query(
     py: Python<'_>,
     kql: &str,
-    tables: Option<HashMap<String, PyRecordBatchReader>>,
+    tables: Option<HashMap<String, Bound<'_, PyAny>>>,
     now: Option<&str>,
 ) -> PyResult<(PyTable, Vec<String>)> {
     let catalog = catalog_from(py, tables)?;
@@ -169,6 +179,8 @@ fn _rmmhunt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(query, m)?)?;
     m.add_function(wrap_pyfunction!(kql_string, m)?)?;
     m.add_class::<PyQuery>()?;
+    m.add_class::<source::PyFileTable>()?;
+    m.add_function(wrap_pyfunction!(source::read, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -20,6 +20,7 @@ pub enum Statement {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum LetValue {
     Scalar(Expr),
     Tabular(TabularExpr),
@@ -39,6 +40,7 @@ pub struct TabularExpr {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     /// A table or a `let`-bound tabular expression.
     Named(Ident),
@@ -238,7 +240,10 @@ pub enum ExprKind {
         items: Vec<Expr>,
     },
     /// `x[i]` (array element, negative from the end) or `x["key"]` / `x.key` (property).
-    Index { target: Box<Expr>, index: Box<Expr> },
+    Index {
+        target: Box<Expr>,
+        index: Box<Expr>,
+    },
     Between {
         negated: bool,
         expr: Box<Expr>,

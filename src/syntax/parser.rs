@@ -1074,21 +1074,46 @@ impl Parser {
                 let index = self.expr()?;
                 self.expect_punct("]")?;
                 let span = e.span.to(self.prev_span());
-                e = Expr::new(ExprKind::Index { target: Box::new(e), index: Box::new(index) }, span);
-            } else if matches!(self.peek(), Tok::Ident { quoted: true, .. }) && self.prev_span().end == self.span().start {
+                e = Expr::new(
+                    ExprKind::Index {
+                        target: Box::new(e),
+                        index: Box::new(index),
+                    },
+                    span,
+                );
+            } else if matches!(self.peek(), Tok::Ident { quoted: true, .. })
+                && self.prev_span().end == self.span().start
+            {
                 // x["key"] lexes as x followed by the quoted name ["key"]: an index.
-                let Tok::Ident { name, .. } = self.peek().clone() else { unreachable!() };
+                let Tok::Ident { name, .. } = self.peek().clone() else {
+                    unreachable!()
+                };
                 let s = self.bump().span;
                 let key = Expr::literal(Value::String(name), KqlType::String, s);
                 let span = e.span.to(s);
-                e = Expr::new(ExprKind::Index { target: Box::new(e), index: Box::new(key) }, span);
-            } else if self.is_punct(".") && matches!(self.peek_at(1), Tok::Ident { .. }) && self.adjacent(0) {
+                e = Expr::new(
+                    ExprKind::Index {
+                        target: Box::new(e),
+                        index: Box::new(key),
+                    },
+                    span,
+                );
+            } else if self.is_punct(".")
+                && matches!(self.peek_at(1), Tok::Ident { .. })
+                && self.adjacent(0)
+            {
                 // x.name: a property of a dynamic bag.
                 self.bump();
                 let name = self.ident()?;
                 let span = e.span.to(name.span);
                 let key = Expr::literal(Value::String(name.name), KqlType::String, name.span);
-                e = Expr::new(ExprKind::Index { target: Box::new(e), index: Box::new(key) }, span);
+                e = Expr::new(
+                    ExprKind::Index {
+                        target: Box::new(e),
+                        index: Box::new(key),
+                    },
+                    span,
+                );
             } else {
                 return Ok(e);
             }

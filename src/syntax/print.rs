@@ -246,9 +246,11 @@ impl Display for Operator {
 /// Writes a sub-expression, parenthesised unless it is atomic.
 fn sub(e: &Expr) -> String {
     match &e.kind {
-        ExprKind::Literal(_) | ExprKind::Name(_) | ExprKind::Call { .. } | ExprKind::Star | ExprKind::Index { .. } => {
-            e.to_string()
-        }
+        ExprKind::Literal(_)
+        | ExprKind::Name(_)
+        | ExprKind::Call { .. }
+        | ExprKind::Star
+        | ExprKind::Index { .. } => e.to_string(),
         _ => format!("({e})"),
     }
 }

@@ -1,0 +1,437 @@
+//! Parquet: only the columns the scan needs are decoded (a projection mask), row groups
+//! whose `Timestamp` statistics lie outside the scan's time window are skipped, and rows
+//! stream in batches. Columns whose type differs from the table's documented type
+//! (`Timestamp` stored as text, say) are converted value by value, bad values reported.
+
+use std::fs::File;
+use std::io::Read;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatchOptions};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+
+use crate::column::{Chunk, Column};
+use crate::convert::{self, column_from_arrow, kql_schema};
+use crate::error::{Error, Result};
+use crate::source::report::{FileReport, Loc, Tracker};
+use crate::source::values::{ColumnBuilder, Zone};
+use crate::source::{
+    guard, FileState, Found, Input, Mode, Part, PartReader, Probe, SrcType, Target,
+};
+use crate::types::KqlType;
+
+pub(crate) struct ParquetFile {
+    meta: ArrowReaderMetadata,
+    /// The decompressed file, for a gzip-compressed Parquet file.
+    bytes: Option<Bytes>,
+}
+
+fn corrupt(input: &Input, e: impl std::fmt::Display) -> Error {
+    Error::data(format!(
+        "{}: not a readable Parquet file (truncated or corrupt?): {e}",
+        input.display
+    ))
+}
+
+pub(crate) fn probe(input: &Input) -> Result<Probe> {
+    let (meta, bytes) = guard(&input.display, || {
+        if input.gzip {
+            let mut buf = Vec::new();
+            input
+                .open()?
+                .read_to_end(&mut buf)
+                .map_err(|e| input.io_error(e))?;
+            let bytes = Bytes::from(buf);
+            let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+                .map_err(|e| corrupt(input, e))?;
+            Ok((meta, Some(bytes)))
+        } else {
+            let f = File::open(&input.path)
+                .map_err(|e| Error::data(format!("{}: {e}", input.display)))?;
+            let meta = ArrowReaderMetadata::load(&f, ArrowReaderOptions::new())
+                .map_err(|e| corrupt(input, e))?;
+            Ok((meta, None))
+        }
+    })?;
+    let schema = kql_schema(meta.schema())?;
+    for (i, (n, _)) in schema.iter().enumerate() {
+        if schema[..i].iter().any(|(m, _)| m == n) {
+            return Err(Error::data(format!(
+                "{}: column {n} appears twice",
+                input.display
+            )));
+        }
+    }
+    let columns: Vec<(String, SrcType)> = schema
+        .into_iter()
+        .map(|(n, t)| (n, SrcType::Typed(t)))
+        .collect();
+    let rows: i64 = meta
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .sum();
+    let found = if rows > 0 || !columns.is_empty() {
+        vec![Found {
+            table: None,
+            columns,
+            ordered: true,
+        }]
+    } else {
+        Vec::new()
+    };
+    let format = if input.gzip {
+        "parquet (gzip)"
+    } else {
+        "parquet"
+    };
+    Ok(Probe {
+        format: format.into(),
+        found,
+        state: FileState::Parquet(Arc::new(ParquetFile { meta, bytes })),
+    })
+}
+
+/// How a table column is read from its Parquet column.
+enum ColRead {
+    /// Not in the file: nulls.
+    Missing,
+    /// Not returned and not checked.
+    Skip,
+    /// Arrow -> engine column directly (same type, or a widening number).
+    Direct { batch_col: usize },
+    /// Value by value, with bad values reported; `keep` says whether the scan returns it.
+    PerValue {
+        batch_col: usize,
+        from: KqlType,
+        builder: ColumnBuilder,
+    },
+}
+
+struct ParquetReader {
+    input: Input,
+    reader: ParquetRecordBatchReader,
+    targets: Vec<Target>,
+    reads: Vec<ColRead>,
+    tracker: Tracker,
+    /// (first row in the file, rows) of each row group read, in order.
+    groups: Vec<(u64, u64)>,
+    rows_read: u64,
+    complete: bool,
+}
+
+fn direct(from: KqlType, to: KqlType) -> bool {
+    from == to
+        || matches!(
+            (from, to),
+            (KqlType::Int, KqlType::Long) | (KqlType::Int | KqlType::Long, KqlType::Real)
+        )
+}
+
+/// The ticks of an Arrow statistics array (None when it is not a timestamp).
+fn stat_ticks(a: &ArrayRef) -> Option<Vec<Option<i64>>> {
+    let c = column_from_arrow(a, KqlType::DateTime).ok()?;
+    let ticks = (0..a.len())
+        .map(|i| match c.get(i) {
+            crate::types::Value::DateTime(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    Some(ticks)
+}
+
+/// Row groups whose statistics for `column` may hold times in [low, high].
+fn groups_in_window(file: &ParquetFile, column: &str, low: i64, high: i64) -> Option<Vec<usize>> {
+    let meta = file.meta.metadata();
+    let conv = StatisticsConverter::try_new(column, file.meta.schema(), file.meta.parquet_schema())
+        .ok()?;
+    let mins = stat_ticks(&conv.row_group_mins(meta.row_groups().iter()).ok()?)?;
+    let maxs = stat_ticks(&conv.row_group_maxes(meta.row_groups().iter()).ok()?)?;
+    Some(
+        (0..meta.num_row_groups())
+            .filter(|&g| {
+                match (
+                    mins.get(g).copied().flatten(),
+                    maxs.get(g).copied().flatten(),
+                ) {
+                    (Some(min), Some(max)) => !(max < low || min > high),
+                    _ => true,
+                }
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn reader<'a>(
+    part: &'a Part,
+    file: Arc<ParquetFile>,
+    targets: Vec<Target>,
+    time: Option<(String, i64, i64)>,
+    mode: Mode,
+) -> Result<Box<dyn PartReader + 'a>> {
+    let meta = file.meta.metadata().clone();
+    let n_groups = meta.num_row_groups();
+    let mut selected: Vec<usize> = (0..n_groups).collect();
+    if let Some((name, low, high)) = &time {
+        let target = targets.iter().find(|t| &t.name == name);
+        let src = target.and_then(|t| t.source.and_then(|s| part.columns.get(s)));
+        if let Some((col, SrcType::Typed(KqlType::DateTime))) = src {
+            if let Some(g) = groups_in_window(&file, col, *low, *high) {
+                selected = g;
+            }
+        }
+    }
+    let mut start = 0u64;
+    let mut starts = Vec::with_capacity(n_groups);
+    for g in meta.row_groups() {
+        starts.push((start, g.num_rows().max(0) as u64));
+        start += g.num_rows().max(0) as u64;
+    }
+    let groups: Vec<(u64, u64)> = selected
+        .iter()
+        .filter_map(|&g| starts.get(g).copied())
+        .collect();
+
+    // Which roots to decode, and where each lands in the batch.
+    let mut plan: Vec<(Option<usize>, bool, KqlType)> = Vec::new(); // (root, per_value, from)
+    let mut roots: Vec<usize> = Vec::new();
+    let mut complete = selected.len() == n_groups;
+    for t in &targets {
+        let Some(s) = t.source else {
+            plan.push((None, false, t.ty));
+            continue;
+        };
+        let from = match part.columns.get(s) {
+            Some((_, SrcType::Typed(ty))) => *ty,
+            _ => t.ty,
+        };
+        let per_value = !direct(from, t.ty);
+        if t.needed || (per_value && mode.validate_all) {
+            roots.push(s);
+        } else if per_value {
+            complete = false;
+        }
+        plan.push((Some(s), per_value, from));
+    }
+    roots.sort_unstable();
+    roots.dedup();
+    let reads = targets
+        .iter()
+        .zip(&plan)
+        .map(|(t, (root, per_value, from))| match root {
+            None => ColRead::Missing,
+            Some(r) => match roots.binary_search(r) {
+                Err(_) => ColRead::Skip,
+                Ok(batch_col) if *per_value => ColRead::PerValue {
+                    batch_col,
+                    from: *from,
+                    builder: ColumnBuilder::new(t.ty, Zone::Utc, t.needed, mode.batch_rows),
+                },
+                Ok(batch_col) => ColRead::Direct { batch_col },
+            },
+        })
+        .collect();
+
+    let mask = ProjectionMask::roots(file.meta.parquet_schema(), roots.iter().copied());
+    let reader = match &file.bytes {
+        Some(b) => ParquetRecordBatchReaderBuilder::new_with_metadata(b.clone(), file.meta.clone())
+            .with_projection(mask)
+            .with_row_groups(selected)
+            .with_batch_size(mode.batch_rows)
+            .build(),
+        None => {
+            let f = File::open(&part.input.path)
+                .map_err(|e| Error::data(format!("{}: {e}", part.input.display)))?;
+            ParquetRecordBatchReaderBuilder::new_with_metadata(f, file.meta.clone())
+                .with_projection(mask)
+                .with_row_groups(selected)
+                .with_batch_size(mode.batch_rows)
+                .build()
+        }
+    }
+    .map_err(|e| corrupt(&part.input, e))?;
+    let tracker = Tracker::new(&part.input.display, &part.format, &part.table, mode.strict);
+    Ok(Box::new(ParquetReader {
+        input: part.input.clone(),
+        reader,
+        targets,
+        reads,
+        tracker,
+        groups,
+        rows_read: 0,
+        complete,
+    }))
+}
+
+/// One column of a batch, as read: raw Arrow (same type as the table's, or a widening
+/// number) or already an engine column.
+enum Out {
+    Raw(ArrayRef),
+    Col(Column),
+}
+
+/// The Arrow type the engine reads as `ty` without conversion (for placeholders).
+fn natural_arrow_type(ty: KqlType) -> DataType {
+    match ty {
+        KqlType::Bool => DataType::Boolean,
+        KqlType::Int => DataType::Int32,
+        KqlType::Long => DataType::Int64,
+        KqlType::Real | KqlType::Decimal => DataType::Float64,
+        KqlType::DateTime => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        KqlType::TimeSpan => DataType::Duration(TimeUnit::Nanosecond),
+        KqlType::String | KqlType::Guid | KqlType::Dynamic => DataType::Utf8,
+    }
+}
+
+impl ParquetReader {
+    /// The 1-based file row of the `k`-th row read (0-based).
+    fn file_row(&self, k: u64) -> u64 {
+        let mut k = k;
+        for &(start, n) in &self.groups {
+            if k < n {
+                return start + k + 1;
+            }
+            k -= n;
+        }
+        k + 1
+    }
+
+    /// The next batch's columns in table order, bad values reported.
+    fn next_columns(&mut self) -> Result<Option<(Vec<Out>, usize)>> {
+        let batch = match self.reader.next() {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(corrupt(&self.input, e)),
+            Some(Ok(b)) => b,
+        };
+        let len = batch.num_rows();
+        let first = self.rows_read;
+        let mut outs = Vec::with_capacity(self.targets.len());
+        let mut problems = Vec::new();
+        for k in 0..self.targets.len() {
+            let (name, ty, needed) = (
+                &self.targets[k].name,
+                self.targets[k].ty,
+                self.targets[k].needed,
+            );
+            let out = match &mut self.reads[k] {
+                ColRead::Missing if needed => Out::Col(crate::source::values::null_column(ty, len)),
+                ColRead::Missing | ColRead::Skip => Out::Col(Column::Pruned(ty, len)),
+                ColRead::Direct { batch_col } => Out::Raw(
+                    batch
+                        .columns()
+                        .get(*batch_col)
+                        .ok_or_else(|| Error::internal("parquet projection"))?
+                        .clone(),
+                ),
+                ColRead::PerValue {
+                    batch_col,
+                    from,
+                    builder,
+                } => {
+                    let a = batch
+                        .columns()
+                        .get(*batch_col)
+                        .ok_or_else(|| Error::internal("parquet projection"))?;
+                    let src = column_from_arrow(a, *from).map_err(|e| {
+                        Error::data(format!(
+                            "{}: column {name}: {}",
+                            self.input.display, e.message
+                        ))
+                    })?;
+                    for i in 0..len {
+                        let v = src.get(i);
+                        if let Err(p) = builder.push_value(&v) {
+                            problems.push((i, k, crate::functions::to_display_string(&v), p));
+                        }
+                    }
+                    Out::Col(builder.finish())
+                }
+            };
+            outs.push(out);
+        }
+        problems.sort_by_key(|(i, k, ..)| (*i, *k));
+        for (i, k, text, p) in problems {
+            let loc = Loc {
+                line: None,
+                row: self.file_row(first + i as u64),
+            };
+            let name = self
+                .targets
+                .get(k)
+                .map_or("", |t| t.name.as_str())
+                .to_string();
+            self.tracker.bad_value(loc, &name, &text, &p)?;
+        }
+        self.rows_read += len as u64;
+        self.tracker.report.rows += len as u64;
+        Ok(Some((outs, len)))
+    }
+}
+
+impl PartReader for ParquetReader {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        let Some((outs, len)) = self.next_columns()? else {
+            return Ok(None);
+        };
+        let mut columns = Vec::with_capacity(outs.len());
+        for (k, out) in outs.into_iter().enumerate() {
+            columns.push(match out {
+                Out::Col(c) => c,
+                Out::Raw(a) => {
+                    let (name, ty) = (&self.targets[k].name, self.targets[k].ty);
+                    column_from_arrow(&a, ty).map_err(|e| {
+                        Error::data(format!(
+                            "{}: column {name}: {}",
+                            self.input.display, e.message
+                        ))
+                    })?
+                }
+            });
+        }
+        Ok(Some(Chunk::new(columns, len)))
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let Some((outs, len)) = self.next_columns()? else {
+            return Ok(None);
+        };
+        let mut fields = Vec::with_capacity(outs.len());
+        let mut arrays = Vec::with_capacity(outs.len());
+        for (k, out) in outs.into_iter().enumerate() {
+            let (name, ty) = (&self.targets[k].name, self.targets[k].ty);
+            let a = match out {
+                Out::Raw(a) => a,
+                Out::Col(_) if matches!(self.reads[k], ColRead::Missing) => {
+                    new_null_array(&natural_arrow_type(ty), len)
+                }
+                Out::Col(Column::Pruned(..)) => new_null_array(&natural_arrow_type(ty), len),
+                Out::Col(c) => convert::column_to_arrow(name, &c)?.1,
+            };
+            fields.push(Field::new(name, a.data_type().clone(), true));
+            arrays.push(a);
+        }
+        let schema = Arc::new(ArrowSchema::new(fields));
+        Ok(Some(RecordBatch::try_new_with_options(
+            schema,
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(len)),
+        )?))
+    }
+
+    fn complete(&self) -> bool {
+        self.complete
+    }
+
+    fn into_report(self: Box<Self>) -> FileReport {
+        self.tracker.report
+    }
+}

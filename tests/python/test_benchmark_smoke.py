@@ -1,0 +1,80 @@
+"""The benchmark harness runs end to end on tiny data and its result checks pass.
+
+Runs ``benchmarks/run.py --smoke`` in a subprocess (a few seconds of generated data, every engine
+once per case and thread count). Nothing here asserts timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("duckdb")
+pytest.importorskip("polars")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--smoke",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert proc.returncode == 0, log
+    assert "result checks:" in proc.stdout, log
+
+    res = json.loads(out.read_text())
+    assert res["ok"] and not res["failures"], res["failures"]
+    assert res["smoke"] and res["repeat"] == 1
+    assert res["checks_failed"] == 0
+    assert res["checks_passed"] == len(res["checks"]) > 0
+
+    runs = res["runs"]
+    cases = {r["case"] for r in runs}
+    assert cases == {"founding-memory", "founding-parquet", "pack-memory"}
+    for case in cases:
+        case_runs = [r for r in runs if r["case"] == case]
+        # rmmhunt is the reference; it found something, so the comparisons are not vacuous
+        refs = [r for r in case_runs if r["check"] == "reference"]
+        assert len(refs) == 1 and refs[0]["engine"] == "rmmhunt" and refs[0]["groups"] > 0
+        engines = {r["engine"] for r in case_runs}
+        assert {"rmmhunt", "duckdb", "polars"} <= engines
+        # every other run was compared with rmmhunt, rule by rule, and was identical
+        for r in case_runs:
+            if r is refs[0]:
+                continue
+            assert r["check"] == "identical", r
+            assert r["groups"] == refs[0]["groups"] and r["matched_rows"] == refs[0]["matched_rows"]
+            check = next(
+                c
+                for c in res["checks"]
+                if (c["case"], c["engine"], c["threads"]) == (case, r["engine"], r["threads"])
+            )
+            assert check["ok"] and check["rules"] == r["rules"]
+        # each engine ran once per thread count, in its own process, with a peak RSS measured
+        assert sorted({r["threads"] for r in case_runs}) == [1, 2]
+        assert all(r["peak_rss_mb"] > 0 and len(r["times_s"]) == 1 for r in case_runs)
+
+    pack = [r for r in runs if r["case"] == "pack-memory"]
+    assert {"duckdb-combined", "polars-combined"} <= {r["engine"] for r in pack}
+    assert all(r["rules"] == len(res["rules"]) > 30 for r in pack)
