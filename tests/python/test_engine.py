@@ -12,7 +12,6 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-
 import rmmhunt
 from rmmhunt.sample import sample
 
