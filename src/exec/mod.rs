@@ -153,12 +153,13 @@ pub fn execute<'a>(
                     .catalog
                     .get(table)
                     .ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
+                let fused = scan::FusedFilter::new(pred, schema, need.clone());
+                // The filter's time window lets readers skip whole row groups.
                 let req = ScanRequest {
                     needed: need.clone(),
-                    time_range: None,
+                    time_range: fused.time_window(),
                 };
                 if let Some(stream) = t.scan_arrow(&req) {
-                    let fused = scan::FusedFilter::new(pred, schema, need);
                     return Ok(scan::run_fused(stream?, fused, ctx.threads));
                 }
             }

@@ -315,6 +315,18 @@ impl FusedFilter {
         Ok(if chunk.len == 0 { None } else { Some(chunk) })
     }
 
+    /// The tightest time window a raw time predicate imposes, for row-group pruning.
+    pub fn time_window(&self) -> Option<crate::table::TimeRange> {
+        self.raw.iter().find_map(|p| match p {
+            RawPredicate::Time { column, low, high } => Some(crate::table::TimeRange {
+                column: *column,
+                low: low.unwrap_or(i64::MIN),
+                high: high.unwrap_or(i64::MAX),
+            }),
+            _ => None,
+        })
+    }
+
     /// For `explain()`.
     pub fn describe(&self) -> String {
         self.raw
@@ -335,7 +347,23 @@ impl FusedFilter {
 }
 
 fn describe_matcher(m: &Matcher) -> String {
-    format!("{:?}", m.kind).chars().take(60).collect()
+    let ci = if m.cs { "" } else { ", case-insensitive" };
+    let neg = if m.negated { "not " } else { "" };
+    match &m.kind {
+        Kind::Term { needles, mode, all } => {
+            let op = match (mode, all) {
+                (TermMatch::Whole, false) if needles.len() > 1 => "has_any",
+                (TermMatch::Whole, true) => "has_all",
+                (TermMatch::Whole, _) => "has",
+                (TermMatch::Prefix, _) => "hasprefix",
+                (TermMatch::Suffix, _) => "hassuffix",
+            };
+            format!("{neg}{op} {needles:?}{ci} [Aho-Corasick buffer scan, or dictionary values once]")
+        }
+        Kind::In(set) => format!("{neg}in ({} values){ci} [hash set]", set.len()),
+        Kind::Regex(re) => format!("{neg}matches regex {:?} [regex per value]", re.as_str()),
+        other => format!("{neg}{other:?}{ci} [per value]"),
+    }
 }
 
 /// Runs the fused filter over a batch stream on `threads` threads, keeping batch order.

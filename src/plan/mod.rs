@@ -251,6 +251,14 @@ impl Plan {
                     "{pad}Filter {}",
                     crate::exec::describe_predicate(pred, &inner)
                 );
+                if matches!(input.as_ref(), Plan::Scan { .. }) {
+                    let fused = crate::exec::scan::FusedFilter::new(pred, &inner, vec![true; inner.len()]);
+                    let _ = writeln!(
+                        out,
+                        "{pad}  fused with the scan, on the raw input (dictionary values once, plain strings by one buffer pass): {}",
+                        fused.describe()
+                    );
+                }
                 input.explain_into(out, depth + 1);
             }
             Plan::Project { input, label, .. } => {
