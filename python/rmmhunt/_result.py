@@ -52,7 +52,7 @@ class Result:
         """The result as a pandas DataFrame: timezone-aware UTC datetimes, dynamic values
         as Python lists and dicts (as MSTICPy's query providers return them)."""
         table = self.to_arrow()
-        df = table.to_pandas()
+        df: pandas.DataFrame = table.to_pandas()
         for name in self._dynamic_columns():
             df[name] = [_py_dynamic(v) for v in table.column(name).to_pylist()]
         return df

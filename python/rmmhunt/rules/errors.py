@@ -94,7 +94,8 @@ class FieldMapError(ValueError, _Base):
     def __init__(self, message: str, *, field: str, table: str, column: str | None = None) -> None:
         self.field = field
         self.table = table
-        self.column = column
+        # The column name here; RmmhuntError's `column` is a position in query text.
+        self.column = column  # type: ignore[assignment]
         super().__init__(message)
 
 

@@ -106,7 +106,8 @@ class SuppressionReport:
     def to_pandas(self) -> pandas.DataFrame:
         import pandas as pd
 
-        return pd.DataFrame(self.to_pylist(), columns=["scenario", "events", "devices"])
+        out: pandas.DataFrame = pd.DataFrame(self.to_pylist(), columns=["scenario", "events", "devices"])
+        return out
 
     def __str__(self) -> str:
         rows = self.to_pylist()
