@@ -3,7 +3,6 @@
 //! column; everything else falls back to a row loop over [`Value`]s.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 use arrow::array::{Array, BooleanArray, StringArray};
 
@@ -11,6 +10,7 @@ use super::{json_to_value, value_to_json};
 use crate::column::{Chunk, Column};
 use crate::error::{Error, Result};
 use crate::functions::{self, RegexCache};
+use crate::kernels::strmatch::Matcher;
 use crate::kernels::terms::{self, TermMatch};
 use crate::plan::{BExpr, BKind};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
@@ -49,9 +49,8 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
             right,
         } => {
             let lc = eval(left, chunk)?;
-            if let Some(v) = right.as_literal() {
-                let needle = functions::to_display_string(v);
-                return Ok(Column::Bool(str_kernel(&lc, *op, *negated, *cs, &needle)?));
+            if let Some((_, m)) = super::scan::matcher_for(e) {
+                return Ok(Column::Bool(matcher_mask(&m, &lc)?));
             }
             let rc = eval(right, chunk)?;
             let mut re = RegexCache::new();
@@ -65,12 +64,19 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
         BKind::List {
             op,
             negated,
-            cs,
             left,
             items,
+            ..
         } => {
             let lc = eval(left, chunk)?;
-            Ok(Column::Bool(list_kernel(&lc, *op, *negated, *cs, items)?))
+            // String lists run through the compiled matcher; `in` over other types compares
+            // values (guids, numbers, dynamic).
+            if let Some((_, m)) = super::scan::matcher_for(e) {
+                if matches!(lc, Column::String(_)) || *op != ListOp::In {
+                    return Ok(Column::Bool(matcher_mask(&m, &lc)?));
+                }
+            }
+            Ok(Column::Bool(list_values(&lc, *op, *negated, items)))
         }
         BKind::Between {
             negated,
@@ -182,143 +188,43 @@ pub fn str_match(
     })
 }
 
-/// A string operator with a constant needle over a whole column. The needle is
-/// case-mapped once; string columns are read in place.
-pub fn str_kernel(
-    c: &Column,
-    op: StrOp,
-    negated: bool,
-    cs: bool,
-    needle: &str,
-) -> Result<BooleanArray> {
-    let mut re = RegexCache::new();
-    let n = c.len();
-    let mut out = Vec::with_capacity(n);
+/// A string predicate with constant needles (`kernels::strmatch`) over a column: string
+/// columns in place; other types on their text, a null being false (true when negated),
+/// as Kusto's string operators are total (EMU-DKQ null tests).
+fn matcher_mask(m: &Matcher, c: &Column) -> Result<BooleanArray> {
     match c {
-        Column::String(a) => {
-            let folded_needle = if cs {
-                needle.to_string()
-            } else {
-                terms::fold(needle).into_owned()
-            };
-            let term = match op {
-                StrOp::Has => Some(TermMatch::Whole),
-                StrOp::HasPrefix => Some(TermMatch::Prefix),
-                StrOp::HasSuffix => Some(TermMatch::Suffix),
-                _ => None,
-            };
-            for i in 0..n {
-                let hay = Column::str_at(a, i);
-                let m = match term {
-                    Some(mode) if cs => terms::has_term(hay, needle, mode),
-                    Some(mode) => terms::has_term(&terms::fold(hay), &folded_needle, mode),
-                    None => str_match(hay, op, cs, needle, &mut re)?,
-                };
-                out.push(m != negated);
-            }
-        }
-        other => {
-            // Kusto's string operators are total: a null non-string operand is false for
-            // the positive operators and true for the negated ones (EMU-DKQ null tests).
-            for i in 0..n {
-                if other.is_null(i) {
-                    out.push(negated);
-                    continue;
-                }
-                let hay = str_of(other, i);
-                out.push(str_match(&hay, op, cs, needle, &mut re)? != negated);
-            }
-        }
+        Column::String(a) => m.eval_array(a),
+        other => Ok((0..other.len())
+            .map(|i| {
+                Some(if other.is_null(i) {
+                    m.negated
+                } else {
+                    m.matches(&str_of(other, i))
+                })
+            })
+            .collect()),
     }
-    Ok(BooleanArray::from(out))
 }
 
-fn list_kernel(
-    c: &Column,
-    op: ListOp,
-    negated: bool,
-    cs: bool,
-    items: &[Value],
-) -> Result<BooleanArray> {
-    let n = c.len();
-    match op {
-        ListOp::HasAny | ListOp::HasAll => {
-            let needles: Vec<String> = items
-                .iter()
-                .map(|v| {
-                    let s = functions::to_display_string(v);
-                    if cs {
-                        s
-                    } else {
-                        terms::fold(&s).into_owned()
-                    }
-                })
-                .collect();
-            let mut out = Vec::with_capacity(n);
-            for i in 0..n {
-                let hay = str_of(c, i);
-                let hay = if cs {
-                    hay
-                } else {
-                    terms::fold(&hay).into_owned()
-                };
-                let hit = |nd: &String| terms::has_term(&hay, nd, TermMatch::Whole);
-                let m = if op == ListOp::HasAny {
-                    needles.iter().any(hit)
-                } else {
-                    needles.iter().all(hit)
-                };
-                out.push(Some(m != negated));
-            }
-            Ok(BooleanArray::from(out))
-        }
-        ListOp::In => {
-            if let Column::String(a) = c {
-                // Strings: a hash set of the (case-mapped) items.
-                let set: HashSet<String> = items
-                    .iter()
-                    .filter(|v| !v.is_null())
-                    .map(|v| {
-                        let s = functions::to_display_string(v);
-                        if cs {
-                            s
-                        } else {
-                            terms::fold(&s).into_owned()
-                        }
-                    })
-                    .collect();
-                let out: BooleanArray = (0..n)
-                    .map(|i| {
-                        let s = Column::str_at(a, i);
-                        let hit = if cs {
-                            set.contains(s)
-                        } else {
-                            set.contains(terms::fold(s).as_ref())
-                        };
-                        Some(hit != negated)
-                    })
-                    .collect();
-                return Ok(out);
-            }
-            let out: BooleanArray = (0..n)
-                .map(|i| {
+/// `in`/`!in` over non-string values, and the empty `has_any ()` / `has_all ()`.
+fn list_values(c: &Column, op: ListOp, negated: bool, items: &[Value]) -> BooleanArray {
+    (0..c.len())
+        .map(|i| {
+            let hit = match op {
+                ListOp::HasAny => false,
+                ListOp::HasAll => true,
+                ListOp::In => {
                     let v = c.get(i);
                     if v.is_null() {
                         // `x in (...)` with a null x is false; `!in` is true (AND of !=).
                         return Some(negated);
                     }
-                    let hit = items.iter().any(|it| match (&v, it) {
-                        (Value::String(a), b) if !cs => {
-                            terms::equals(a, &functions::to_display_string(b), false)
-                        }
-                        _ => values_equal(&v, it) == Some(true),
-                    });
-                    Some(hit != negated)
-                })
-                .collect();
-            Ok(out)
-        }
-    }
+                    items.iter().any(|it| values_equal(&v, it) == Some(true))
+                }
+            };
+            Some(hit != negated)
+        })
+        .collect()
 }
 
 /// Vectorised comparisons of two long-like columns (long, datetime, timespan).

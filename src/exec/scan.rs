@@ -358,7 +358,9 @@ fn describe_matcher(m: &Matcher) -> String {
                 (TermMatch::Prefix, _) => "hasprefix",
                 (TermMatch::Suffix, _) => "hassuffix",
             };
-            format!("{neg}{op} {needles:?}{ci} [Aho-Corasick buffer scan, or dictionary values once]")
+            format!(
+                "{neg}{op} {needles:?}{ci} [Aho-Corasick buffer scan, or dictionary values once]"
+            )
         }
         Kind::In(set) => format!("{neg}in ({} values){ci} [hash set]", set.len()),
         Kind::Regex(re) => format!("{neg}matches regex {:?} [regex per value]", re.as_str()),

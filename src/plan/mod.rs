@@ -252,7 +252,8 @@ impl Plan {
                     crate::exec::describe_predicate(pred, &inner)
                 );
                 if matches!(input.as_ref(), Plan::Scan { .. }) {
-                    let fused = crate::exec::scan::FusedFilter::new(pred, &inner, vec![true; inner.len()]);
+                    let fused =
+                        crate::exec::scan::FusedFilter::new(pred, &inner, vec![true; inner.len()]);
                     let _ = writeln!(
                         out,
                         "{pad}  fused with the scan, on the raw input (dictionary values once, plain strings by one buffer pass): {}",
