@@ -206,52 +206,17 @@ def rule_columns(specs: Iterable[Mapping[str, Any]]) -> list[str]:
 Logic = Any  # int | tuple[str, list[Logic]]
 
 
+# The parser and evaluator live with the pack's generator (rmmhunt.sample).
 def _parse_logic(text: str) -> Logic:
-    toks = re.findall(r"\d+|and|or|\(|\)", text)
-    if "".join(toks) != re.sub(r"\s", "", text):
-        raise ValueError(f"bad logic {text!r}")
-    pos = 0
+    from rmmhunt.sample import parse_logic
 
-    def expr() -> Logic:
-        nonlocal pos
-        items = [term()]
-        while pos < len(toks) and toks[pos] == "or":
-            pos += 1
-            items.append(term())
-        return items[0] if len(items) == 1 else ("or", items)
-
-    def term() -> Logic:
-        nonlocal pos
-        items = [atom()]
-        while pos < len(toks) and toks[pos] == "and":
-            pos += 1
-            items.append(atom())
-        return items[0] if len(items) == 1 else ("and", items)
-
-    def atom() -> Logic:
-        nonlocal pos
-        tok = toks[pos]
-        pos += 1
-        if tok == "(":
-            inner = expr()
-            if toks[pos] != ")":
-                raise ValueError(f"bad logic {text!r}")
-            pos += 1
-            return inner
-        return int(tok)
-
-    tree = expr()
-    if pos != len(toks):
-        raise ValueError(f"bad logic {text!r}")
-    return tree
+    return parse_logic(text)
 
 
 def _logic_eval(tree: Logic, truth: Sequence[bool]) -> bool:
-    if isinstance(tree, int):
-        return truth[tree]
-    op, items = tree
-    vals = [_logic_eval(t, truth) for t in items]
-    return all(vals) if op == "and" else any(vals)
+    from rmmhunt.sample import logic_value
+
+    return logic_value(tree, truth)
 
 
 def _logic_fold(

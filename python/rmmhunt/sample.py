@@ -122,8 +122,9 @@ def _filter_true(flt: Mapping[str, Any], value: Any, sets: Mapping[str, frozense
 
 
 @functools.cache
-def _parse_logic(logic: str) -> Any:
-    """``"0 and (1 or 2)"`` -> ``("and", [0, ("or", [1, 2])])``."""
+def parse_logic(logic: str) -> Any:
+    """The boolean structure of a pack rule's ``x_rmmhunt.match.logic``:
+    ``"0 and (1 or 2)"`` -> ``("and", [0, ("or", [1, 2])])``."""
     toks = re.findall(r"\d+|and|or|\(|\)", logic)
     pos = 0
 
@@ -159,11 +160,12 @@ def _parse_logic(logic: str) -> Any:
     return tree
 
 
-def _logic_value(tree: Any, truth: Sequence[bool]) -> bool:
+def logic_value(tree: Any, truth: Sequence[bool]) -> bool:
+    """Evaluates a tree from :func:`parse_logic` over the filters' truth values."""
     if isinstance(tree, int):
         return truth[tree]
     op, items = tree
-    vals = (_logic_value(t, truth) for t in items)
+    vals = (logic_value(t, truth) for t in items)
     return all(vals) if op == "and" else any(vals)
 
 
@@ -172,16 +174,16 @@ def _rule_matches(
 ) -> bool:
     match = rule["x_rmmhunt"]["match"]
     truth = [_filter_true(f, row.get(f["column"]), sets) for f in match["filters"]]
-    return _logic_value(_parse_logic(match["logic"]), truth)
+    return logic_value(parse_logic(match["logic"]), truth)
 
 
 def _minimal_assignments(logic: str, n: int) -> list[frozenset[int]]:
     """Smallest sets of filters whose truth alone (others false) satisfies the logic."""
-    tree = _parse_logic(logic)
+    tree = parse_logic(logic)
     sats = []
     for mask in range(1 << n):
         truth = [bool(mask >> i & 1) for i in range(n)]
-        if _logic_value(tree, truth):
+        if logic_value(tree, truth):
             sats.append(frozenset(i for i in range(n) if truth[i]))
     return sorted(
         (s for s in sats if not any(o < s for o in sats)),
