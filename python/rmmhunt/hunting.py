@@ -451,6 +451,81 @@ def _check_columns(data: Mapping[str, pyarrow.Table], rules: Sequence[Rule]) -> 
     raise DataError("the data lacks columns the selected rules need:\n" + "\n".join(lines))
 
 
+def _conform_types(
+    data: Mapping[str, pyarrow.Table], rules: Sequence[Rule]
+) -> dict[str, pyarrow.Table]:
+    """Columns the rules read whose Arrow type does not fit the documented Kusto type are
+    converted when the conversion is lossless (text holding numbers, ISO times or
+    booleans; integral floats; numbers read as text); anything else is a DataError naming
+    the table, column and both types."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = dict(data)
+    documented = _column_types()
+    for table in {t for r in rules for t in r.tables}:
+        if table not in out:
+            continue
+        types = documented.get(table, {})
+        tab = out[table]
+        needed = {c for r in rules if table in r.tables for c in _rule_columns(r, table)}
+        # Rules without column metadata (loaded from YAML): the documented columns their
+        # query names.
+        needed |= {
+            c
+            for r in rules
+            if table in r.tables and not _rule_columns(r, table)
+            for c in types
+            if re.search(rf"\b{re.escape(c)}\b", r.query)
+        }
+        for col in sorted(needed):
+            want = types.get(col)
+            if want is None or col not in tab.column_names:
+                continue
+            arr = tab.column(col)
+            t = arr.type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            fits = {
+                "string": pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t),
+                "long": pa.types.is_integer(t),
+                "int": pa.types.is_integer(t),
+                "real": pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+                "bool": pa.types.is_boolean(t),
+                "datetime": pa.types.is_timestamp(t) or pa.types.is_date(t),
+                "timespan": pa.types.is_duration(t),
+            }.get(want, True)
+            if fits or pa.types.is_null(t):
+                continue
+            target = {
+                "string": pa.string(),
+                "long": pa.int64(),
+                "int": pa.int32(),
+                "real": pa.float64(),
+                "bool": pa.bool_(),
+                "datetime": pa.timestamp("ns", tz="UTC"),
+                "timespan": pa.duration("ns"),
+            }[want]
+            try:
+                converted = pc.cast(arr, target, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataError(
+                    f"{table}.{col} is documented as {want} but the data holds {arr.type}, "
+                    f"which does not convert without loss: {exc}"
+                ) from None
+            tab = tab.set_column(tab.column_names.index(col), col, converted)
+        out[table] = tab
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _column_types() -> dict[str, dict[str, str]]:
+    """Documented Kusto type of each column of each Defender table (data/schemas.json)."""
+    path = Path(__file__).resolve().parent / "data" / "schemas.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {t: {c["name"]: c["type"] for c in spec["columns"]} for t, spec in doc["tables"].items()}
+
+
 def _latest(data: Mapping[str, pyarrow.Table]) -> datetime | None:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -653,6 +728,7 @@ def hunt(
             main = info.table if info.table in rule.tables else rule.tables[0]
             by_table.setdefault(main, []).append(rule)
     _check_columns(data, [r for rs in by_table.values() for r in rs])
+    data = _conform_types(data, [r for rs in by_table.values() for r in rs])
 
     rows_total = sum(data[t].num_rows for t in by_table)
     bytes_total = sum(int(data[t].nbytes) for t in by_table)

@@ -365,3 +365,30 @@ def test_imports_stay_light():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_wrong_types_convert_when_lossless_else_error() -> None:
+    """Columns of the wrong type are converted when lossless; otherwise a DataError names them."""
+    import datetime as _dt
+
+    import pyarrow as _pa
+    import rmmhunt
+    from rmmhunt.errors import DataError as _DataError
+
+    now = _dt.datetime(2024, 6, 6, tzinfo=_dt.timezone.utc)
+    base = {
+        "Timestamp": ["2024-06-05T10:00:00Z", "2024-06-05T11:00:00Z"],
+        "DeviceId": ["d1", "d1"],
+        "DeviceName": ["wks-1", "wks-1"],
+        "AccountUpn": ["a@b", "a@b"],
+        "ProcessVersionInfoCompanyName": ["ConnectWise, Inc.", "x"],
+        "ProcessVersionInfoProductName": ["ScreenConnect", "x"],
+        "ReportId": ["17", "18"],
+    }
+    text_table = _pa.table(base)  # times and report ids as text: lossless
+    f = rmmhunt.hunt({"DeviceProcessEvents": text_table}, rules="83f7b313-b955-4988-b524-b2da55c67b43", now=now, exclusions="off")
+    rows = f.to_pylist()
+    assert [(r["DeviceName"], r["Count"], r["Report"]) for r in rows] == [("wks-1", 1, [17])]
+    bad = _pa.table({**base, "ReportId": ["17", "eighteen"]})
+    with pytest.raises(_DataError, match="ReportId is documented as long"):
+        rmmhunt.hunt({"DeviceProcessEvents": bad}, rules="83f7b313-b955-4988-b524-b2da55c67b43", now=now, exclusions="off")
