@@ -254,15 +254,10 @@ impl QueryResult {
                     .columns
                     .iter()
                     .map(|c| crate::exec::value_to_json(&c.get(i)))
-                    .map(|j| nan_fix(j, &self.chunk, i))
                     .collect()
             })
             .collect()
     }
-}
-
-fn nan_fix(j: serde_json::Value, _c: &Chunk, _i: usize) -> serde_json::Value {
-    j
 }
 
 /// Parses and runs `kql` over `catalog`, with `now()` frozen at `now_ticks` (100-ns ticks

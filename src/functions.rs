@@ -3,7 +3,7 @@
 //! whole Kusto rule can be read in one place.
 
 use crate::error::{Error, Result, Span};
-use crate::kernels::{terms, time};
+use crate::kernels::time;
 use crate::types::{format_datetime, format_guid, format_real, format_timespan, KqlType, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -808,9 +808,4 @@ pub fn call(f: Func, args: &[Value], ty: KqlType, re: &mut RegexCache) -> Result
             args.iter().map(crate::exec::value_to_json).collect(),
         )),
     })
-}
-
-/// `=~` etc. on values that may be dynamic strings.
-pub fn value_str_eq(a: &str, b: &str, cs: bool) -> bool {
-    terms::equals(a, b, cs)
 }

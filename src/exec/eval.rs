@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use arrow::array::{Array, BooleanArray, StringArray};
+use arrow::array::{Array, BooleanArray};
 
 use super::{json_to_value, value_to_json};
 use crate::column::{Chunk, Column};
@@ -466,12 +466,5 @@ pub fn describe(e: &BExpr, schema: &crate::plan::Schema) -> String {
         ),
         BKind::Binary(op, l, r) => format!("{} {:?} {} [kernel: compare]", col(l), op, col(r)),
         _ => "(expression) [kernel: row loop]".to_string(),
-    }
-}
-
-pub fn string_array(c: &Column) -> Option<&StringArray> {
-    match c {
-        Column::String(a) => Some(a),
-        _ => None,
     }
 }

@@ -471,7 +471,3 @@ fn process_round(
     out.extend(errors);
     out
 }
-
-pub fn is_pruned(a: &dyn Array) -> bool {
-    a.is_empty()
-}
