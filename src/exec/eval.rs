@@ -11,7 +11,6 @@ use crate::column::{Chunk, Column};
 use crate::error::{Error, Result};
 use crate::functions::{self, RegexCache};
 use crate::kernels::strmatch::Matcher;
-use crate::kernels::terms::{self, TermMatch};
 use crate::plan::{BExpr, BKind};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::types::{KqlType, Value};
@@ -176,16 +175,8 @@ pub fn str_match(
     needle: &str,
     re: &mut RegexCache,
 ) -> Result<bool> {
-    Ok(match op {
-        StrOp::Equals => terms::equals(hay, needle, cs),
-        StrOp::Has => terms::has(hay, needle, cs, TermMatch::Whole),
-        StrOp::HasPrefix => terms::has(hay, needle, cs, TermMatch::Prefix),
-        StrOp::HasSuffix => terms::has(hay, needle, cs, TermMatch::Suffix),
-        StrOp::Contains => terms::contains(hay, needle, cs),
-        StrOp::StartsWith => terms::starts_with(hay, needle, cs),
-        StrOp::EndsWith => terms::ends_with(hay, needle, cs),
-        StrOp::MatchesRegex => re.get(needle)?.is_match(hay),
-    })
+    let kind = super::scan::str_kind(op, needle.to_string(), re)?;
+    Ok(Matcher::new(kind, cs, false).matches(hay))
 }
 
 /// A string predicate with constant needles (`kernels::strmatch`) over a column: string

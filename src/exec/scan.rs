@@ -25,6 +25,25 @@ use crate::types::{KqlType, Value};
 /// Rows per unit of parallel work.
 const MORSEL_ROWS: usize = 128 * 1024;
 
+/// The one mapping from a string operator and its needle to the matcher rule.
+pub fn str_kind(op: StrOp, needle: String, re: &mut crate::functions::RegexCache) -> Result<Kind> {
+    let term = |mode| Kind::Term {
+        needles: vec![needle.clone()],
+        mode,
+        all: false,
+    };
+    Ok(match op {
+        StrOp::Equals => Kind::Equals(needle),
+        StrOp::Has => term(TermMatch::Whole),
+        StrOp::HasPrefix => term(TermMatch::Prefix),
+        StrOp::HasSuffix => term(TermMatch::Suffix),
+        StrOp::Contains => Kind::Contains(needle),
+        StrOp::StartsWith => Kind::StartsWith(needle),
+        StrOp::EndsWith => Kind::EndsWith(needle),
+        StrOp::MatchesRegex => Kind::Regex(re.get(&needle)?.clone()),
+    })
+}
+
 /// A string predicate with constant needles: the matcher for `op`, or None.
 pub fn matcher_for(e: &BExpr) -> Option<(&BExpr, Matcher)> {
     let text = |v: &Value| match v {
@@ -41,33 +60,7 @@ pub fn matcher_for(e: &BExpr) -> Option<(&BExpr, Matcher)> {
             right,
         } => {
             let needle = text(right.as_literal()?)?;
-            let kind = match op {
-                StrOp::Equals => Kind::Equals(needle),
-                StrOp::Has => Kind::Term {
-                    needles: vec![needle],
-                    mode: TermMatch::Whole,
-                    all: false,
-                },
-                StrOp::HasPrefix => Kind::Term {
-                    needles: vec![needle],
-                    mode: TermMatch::Prefix,
-                    all: false,
-                },
-                StrOp::HasSuffix => Kind::Term {
-                    needles: vec![needle],
-                    mode: TermMatch::Suffix,
-                    all: false,
-                },
-                StrOp::Contains => Kind::Contains(needle),
-                StrOp::StartsWith => Kind::StartsWith(needle),
-                StrOp::EndsWith => Kind::EndsWith(needle),
-                StrOp::MatchesRegex => Kind::Regex(
-                    crate::functions::RegexCache::new()
-                        .get(&needle)
-                        .ok()?
-                        .clone(),
-                ),
-            };
+            let kind = str_kind(*op, needle, &mut crate::functions::RegexCache::new()).ok()?;
             Some((left, Matcher::new(kind, *cs, *negated)))
         }
         BKind::List {
