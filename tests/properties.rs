@@ -96,6 +96,52 @@ proptest! {
     }
 }
 
+/// Mostly ASCII rows, the scanner's fast paths, with a non-ASCII row now and then.
+fn mostly_ascii() -> impl Strategy<Value = String> {
+    let alphabet = vec!['a', 'b', 'A', 'B', '_', '-', ' ', '.', '1', 'c'];
+    prop_oneof![
+        4 => proptest::collection::vec(proptest::sample::select(alphabet), 0..16)
+            .prop_map(|v| v.into_iter().collect()),
+        1 => text(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// One scanner over many needles reports exactly the (row, needle) pairs the
+    /// reference term rule accepts: SIMD pairs (up to 6 needles), the automaton (more),
+    /// ASCII and non-ASCII rows, nulls, both case modes.
+    #[test]
+    fn term_scanner_matches_reference(
+        rows in proptest::collection::vec(proptest::option::weighted(0.9, mostly_ascii()), 0..40),
+        needles in proptest::collection::vec((mostly_ascii(), 0usize..3), 1..12),
+        cs in any::<bool>(),
+    ) {
+        use rmmhunt::kernels::termscan::TermScanner;
+        let modes = [TermMatch::Whole, TermMatch::Prefix, TermMatch::Suffix];
+        let needles: Vec<(String, TermMatch)> = needles
+            .into_iter()
+            .filter(|(n, _)| !n.is_empty())
+            .map(|(n, m)| (n, modes[m]))
+            .collect();
+        prop_assume!(!needles.is_empty());
+        let scanner = TermScanner::new(&needles, cs).unwrap();
+        let array = StringArray::from(rows.clone());
+        let got = scanner.scan(&array).unwrap().pairs;
+        let mut want = Vec::new();
+        for (r, row) in rows.iter().enumerate() {
+            let hay = row.as_deref().unwrap_or("");
+            for (k, (n, m)) in needles.iter().enumerate() {
+                if ref_has(hay, n, cs, *m) {
+                    want.push((r as u32, k as u32));
+                }
+            }
+        }
+        prop_assert_eq!(got, want);
+    }
+}
+
 const FOUNDING: &str = "let Time_start = now(-5d);
 let Time_end = now();
 DeviceProcessEvents

@@ -2,4 +2,5 @@
 
 pub mod strmatch;
 pub mod terms;
+pub mod termscan;
 pub mod time;

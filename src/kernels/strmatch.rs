@@ -3,19 +3,19 @@
 //! `Matcher::matches` on the single string); this module only chooses how to get there:
 //!
 //! * dictionary arrays: each distinct value is matched once, then mapped back by key;
-//! * Utf8/LargeUtf8 with case-insensitive ASCII term needles (`has`, `has_any`, the
-//!   shape of hunting filters): one Aho-Corasick pass over the lower-cased values
-//!   buffer, hits mapped to rows through the offsets, term boundaries checked in
-//!   place; rows holding any non-ASCII byte are re-checked with the exact rule;
+//! * Utf8/LargeUtf8 with term needles (`has`, `has_any`, the shape of hunting
+//!   filters): one pass of a `termscan::TermScanner` over the values buffer;
 //! * anything else: a row loop over `&str` without allocation.
 
 use std::collections::HashSet;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use std::sync::{Arc, OnceLock};
+
 use arrow::array::{Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait};
 use arrow::datatypes::DataType;
 
 use super::terms::{self, TermMatch};
+use super::termscan::TermScanner;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -40,6 +40,8 @@ pub struct Matcher {
     pub kind: Kind,
     pub cs: bool,
     pub negated: bool,
+    /// The buffer scanner of a term kind, built on first use.
+    scanner: OnceLock<Option<Arc<TermScanner>>>,
 }
 
 /// How `eval_array` ran, for `explain()` and tests.
@@ -66,7 +68,35 @@ impl Matcher {
             Kind::In(set) => Kind::In(set.into_iter().map(fold).collect()),
             k @ Kind::Regex(_) => k,
         };
-        Matcher { kind, cs, negated }
+        Matcher {
+            kind,
+            cs,
+            negated,
+            scanner: OnceLock::new(),
+        }
+    }
+
+    /// The term needles with their mode, for a shared scanner: (needles, mode, all).
+    pub fn term_needles(&self) -> Option<(&[String], TermMatch, bool)> {
+        match &self.kind {
+            Kind::Term { needles, mode, all }
+                if !needles.is_empty() && needles.iter().all(|n| !n.is_empty()) =>
+            {
+                Some((needles, *mode, *all))
+            }
+            _ => None,
+        }
+    }
+
+    fn scanner(&self) -> Option<&Arc<TermScanner>> {
+        self.scanner
+            .get_or_init(|| {
+                let (needles, mode, _) = self.term_needles()?;
+                let keyed: Vec<(String, TermMatch)> =
+                    needles.iter().map(|n| (n.clone(), mode)).collect();
+                TermScanner::new(&keyed, self.cs).map(Arc::new)
+            })
+            .as_ref()
     }
 
     /// The predicate on one string (null strings are `""`).
@@ -99,24 +129,10 @@ impl Matcher {
     pub fn strategy(&self, dt: &DataType) -> Strategy {
         match dt {
             DataType::Dictionary(..) => Strategy::DictionaryValues,
-            DataType::Utf8 | DataType::LargeUtf8 if self.buffer_scan_needles().is_some() => {
+            DataType::Utf8 | DataType::LargeUtf8 if self.term_needles().is_some() => {
                 Strategy::BufferScan
             }
             _ => Strategy::RowLoop,
-        }
-    }
-
-    /// Needles for the buffer scan: case-insensitive, ASCII, non-empty term needles.
-    fn buffer_scan_needles(&self) -> Option<(&[String], TermMatch, bool)> {
-        match &self.kind {
-            Kind::Term { needles, mode, all }
-                if !self.cs
-                    && !needles.is_empty()
-                    && needles.iter().all(|n| !n.is_empty() && n.is_ascii()) =>
-            {
-                Some((needles, *mode, *all))
-            }
-            _ => None,
         }
     }
 
@@ -160,167 +176,20 @@ impl Matcher {
     }
 
     fn eval_generic<O: OffsetSizeTrait>(&self, a: &GenericStringArray<O>) -> BooleanArray {
-        if let Some((needles, mode, all)) = self.buffer_scan_needles() {
-            let mut hits = term_scan(a, needles, mode, all);
-            if self.negated {
-                hits.iter_mut().for_each(|h| *h = !*h);
+        if let (Some(sc), Some((needles, _, all))) = (self.scanner(), self.term_needles()) {
+            if let Ok(hits) = sc.scan(a) {
+                let keys: Vec<u32> = (0..needles.len() as u32).collect();
+                let mut out = vec![self.negated; a.len()];
+                for r in hits.rows(&keys, all) {
+                    out[r as usize] = !self.negated;
+                }
+                return BooleanArray::from(out);
             }
-            return BooleanArray::from(hits);
         }
         (0..a.len())
             .map(|i| Some(self.matches(if a.is_null(i) { "" } else { a.value(i) })))
             .collect()
     }
-}
-
-/// Case-insensitive term matching of ASCII needles over the values buffer, a block of rows
-/// at a time: each block (about 64 KiB, whole rows) is lower-cased into a reused buffer
-/// that stays in cache, one Aho-Corasick automaton finds candidate occurrences
-/// (leftmost-first, restarting one byte later when a boundary check fails), each hit is
-/// mapped to its row through the offsets, and a row that has matched is skipped. Rows
-/// holding a non-ASCII byte are decided by the exact Unicode rule instead.
-fn term_scan<O: OffsetSizeTrait>(
-    a: &GenericStringArray<O>,
-    needles: &[String],
-    mode: TermMatch,
-    all: bool,
-) -> Vec<bool> {
-    const BLOCK_BYTES: usize = 64 * 1024;
-    let n = a.len();
-    let offsets = a.value_offsets();
-    let data = a.value_data();
-    let check_left = mode != TermMatch::Suffix;
-    let check_right = mode != TermMatch::Prefix;
-    let first_term: Vec<bool> = needles
-        .iter()
-        .map(|s| check_left && s.as_bytes()[0].is_ascii_alphanumeric())
-        .collect();
-    let last_term: Vec<bool> = needles
-        .iter()
-        .map(|s| check_right && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
-        .collect();
-    let nested = needles
-        .iter()
-        .any(|x| needles.iter().any(|y| x != y && y.contains(x.as_str())));
-    let overlapping = all || nested;
-    let kind = if overlapping {
-        MatchKind::Standard
-    } else {
-        MatchKind::LeftmostFirst
-    };
-    let ac = AhoCorasick::builder()
-        .match_kind(kind)
-        .build(needles)
-        .expect("ASCII needles build");
-    let full: u64 = if needles.len() >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << needles.len()) - 1
-    };
-    let mut hit = vec![false; n];
-    let mut seen: Vec<u64> = if all { vec![0; n] } else { Vec::new() };
-    let mut exact = vec![false; n];
-    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK_BYTES * 2);
-    let mut rel: Vec<usize> = Vec::new();
-    let mut r0 = 0;
-    while r0 < n {
-        // A block of whole rows.
-        let b0 = offsets[r0].as_usize();
-        let mut r1 = r0 + 1;
-        while r1 < n && offsets[r1 + 1].as_usize() - b0 <= BLOCK_BYTES {
-            r1 += 1;
-        }
-        let b1 = offsets[r1].as_usize();
-        buf.clear();
-        buf.extend_from_slice(&data[b0..b1]);
-        buf.make_ascii_lowercase();
-        rel.clear();
-        rel.extend(offsets[r0..=r1].iter().map(|o| o.as_usize() - b0));
-        if !buf.is_ascii() {
-            for r in r0..r1 {
-                if !buf[rel[r - r0]..rel[r - r0 + 1]].is_ascii() {
-                    exact[r] = true;
-                }
-            }
-        }
-        let row_of = |pos: usize| r0 + rel.partition_point(|&o| o <= pos) - 1;
-        if overlapping {
-            for m in ac.find_overlapping_iter(&buf) {
-                let (s, e) = (m.start(), m.end());
-                let row = row_of(s);
-                let (rs, re) = (rel[row - r0], rel[row - r0 + 1]);
-                let p = m.pattern().as_usize();
-                if e > re
-                    || exact[row]
-                    || !boundary_ok(&buf, rs, re, s, e, first_term[p], last_term[p])
-                {
-                    continue;
-                }
-                if all {
-                    seen[row] |= 1 << p.min(63);
-                } else {
-                    hit[row] = true;
-                }
-            }
-        } else {
-            let mut pos = 0;
-            while pos < buf.len() {
-                let Some(m) = ac.find(aho_corasick::Input::new(&buf).span(pos..buf.len())) else {
-                    break;
-                };
-                let (s, e) = (m.start(), m.end());
-                let p = m.pattern().as_usize();
-                let row = row_of(s);
-                let (rs, re) = (rel[row - r0], rel[row - r0 + 1]);
-                if e <= re
-                    && !exact[row]
-                    && boundary_ok(&buf, rs, re, s, e, first_term[p], last_term[p])
-                {
-                    hit[row] = true;
-                    // This row is decided: continue in the next one.
-                    pos = re.max(s + 1);
-                } else {
-                    pos = s + 1;
-                }
-            }
-        }
-        r0 = r1;
-    }
-    for r in 0..n {
-        if exact[r] {
-            let hay = terms::fold(a.value(r));
-            let one = |nd: &String| terms::has_term(&hay, nd, mode);
-            hit[r] = if all {
-                needles.iter().all(one)
-            } else {
-                needles.iter().any(one)
-            };
-        } else if all {
-            hit[r] = if needles.len() > 64 {
-                let hay = terms::fold(if a.is_null(r) { "" } else { a.value(r) });
-                needles.iter().all(|nd| terms::has_term(&hay, nd, mode))
-            } else {
-                seen[r] == full
-            };
-        }
-    }
-    hit
-}
-
-/// Term boundaries of an ASCII occurrence [s, e) of a row spanning [rs, re) of `buf`: a
-/// term character just outside an alphanumeric needle edge breaks it.
-#[inline]
-fn boundary_ok(
-    buf: &[u8],
-    rs: usize,
-    re: usize,
-    s: usize,
-    e: usize,
-    left: bool,
-    right: bool,
-) -> bool {
-    (!left || s == rs || !buf[s - 1].is_ascii_alphanumeric())
-        && (!right || e == re || !buf[e].is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

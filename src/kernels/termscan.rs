@@ -1,0 +1,576 @@
+//! Finding many term needles (`has`, `hasprefix`, `hassuffix` and their lists) in a whole
+//! string array at once. One [`TermScanner`] holds every needle that any predicate looks
+//! for in one column; one pass over the column's values buffer reports, per row, which
+//! needles occur as terms. A single `has_any` and a pack of hundreds of rules use the same
+//! pass; the term rule itself stays in `kernels::terms`.
+//!
+//! How the pass goes, a block of whole rows (about 64 KiB) at a time:
+//!
+//! * rows holding a non-ASCII byte are decided by the exact rule (`terms::fold` +
+//!   `terms::has_term`), after an automaton over the folded row proposes candidates;
+//! * for ASCII rows, with few needles, each needle's two rarest bytes are compared at
+//!   every position, 32 (AVX2) or 16 (SSE2) positions per step, case-insensitively by
+//!   setting bit 5, on the buffer in place; candidates are verified byte by byte;
+//! * with many needles, one Aho-Corasick automaton runs over a lower-cased copy of the
+//!   block (which stays in cache);
+//! * an occurrence counts when it lies inside one row and its term boundaries hold (a
+//!   term character just outside an alphanumeric needle edge breaks it).
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use arrow::array::{Array, AsArray, GenericStringArray, OffsetSizeTrait};
+use arrow::datatypes::DataType;
+
+use super::terms::{self, TermMatch};
+use crate::error::{Error, Result};
+
+/// Needle texts up to which the per-needle SIMD pair scan beats the automaton.
+const MAX_PAIR_NEEDLES: usize = 6;
+/// Bytes per block of rows.
+const BLOCK_BYTES: usize = 64 * 1024;
+
+/// One needle text's SIMD fingerprint: the bytes at offsets `a` and `b`.
+#[derive(Clone, Debug)]
+struct Pair {
+    text: usize,
+    a: usize,
+    b: usize,
+    x: u8,
+    y: u8,
+}
+
+/// Occurrences found by a scan: `(row, key)` pairs, sorted and unique.
+#[derive(Clone, Debug, Default)]
+pub struct Hits {
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl Hits {
+    /// Rows (sorted, unique) holding any of `keys` (sorted), or all of them.
+    pub fn rows(&self, keys: &[u32], all: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.pairs.len() {
+            let row = self.pairs[i].0;
+            let mut n = 0;
+            while i < self.pairs.len() && self.pairs[i].0 == row {
+                if keys.binary_search(&self.pairs[i].1).is_ok() {
+                    n += 1;
+                }
+                i += 1;
+            }
+            if (all && n == keys.len()) || (!all && n > 0) {
+                out.push(row);
+            }
+        }
+        out
+    }
+}
+
+/// Every term needle some predicate looks for in one column. A key is a needle text
+/// with its mode; predicates ask for rows by keys.
+#[derive(Clone, Debug)]
+pub struct TermScanner {
+    cs: bool,
+    /// Distinct needle texts (case-mapped unless `cs`).
+    texts: Vec<String>,
+    /// Per key: its text and mode.
+    keys: Vec<(usize, TermMatch)>,
+    /// Per text: its keys with their boundary checks (left, right).
+    text_keys: Vec<Vec<(u32, bool, bool)>>,
+    /// Over every text: the exact path, and the block path when there are many.
+    ac: AhoCorasick,
+    /// Texts that can occur in ASCII rows.
+    ascii_texts: usize,
+    /// SIMD fingerprints of the ASCII texts when they are few.
+    pairs: Option<Vec<Pair>>,
+}
+
+impl TermScanner {
+    /// A scanner for `needles` (any case; mapped here unless `cs`); the key of needle i is
+    /// i. None when a needle is empty (`has ""` is true of every row: not a scan).
+    pub fn new(needles: &[(String, TermMatch)], cs: bool) -> Option<TermScanner> {
+        if needles.is_empty() || needles.iter().any(|(n, _)| n.is_empty()) {
+            return None;
+        }
+        let mut texts: Vec<String> = Vec::new();
+        let mut keys = Vec::new();
+        for (n, mode) in needles {
+            let t = if cs {
+                n.clone()
+            } else {
+                terms::fold(n).into_owned()
+            };
+            let idx = texts.iter().position(|x| *x == t).unwrap_or_else(|| {
+                texts.push(t);
+                texts.len() - 1
+            });
+            keys.push((idx, *mode));
+        }
+        // ASCII texts first: the block path only looks for those.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| !texts[i].is_ascii());
+        let texts: Vec<String> = order.iter().map(|&i| texts[i].clone()).collect();
+        let keys: Vec<(usize, TermMatch)> = keys
+            .into_iter()
+            .map(|(t, m)| (order.iter().position(|&o| o == t).unwrap_or(0), m))
+            .collect();
+        let ascii_texts = texts.iter().filter(|t| t.is_ascii()).count();
+        let mut text_keys = vec![Vec::new(); texts.len()];
+        for (k, (t, mode)) in keys.iter().enumerate() {
+            let text = &texts[*t];
+            let first = text.chars().next().is_some_and(terms::is_term_char);
+            let last = text.chars().next_back().is_some_and(terms::is_term_char);
+            text_keys[*t].push((
+                k as u32,
+                first && *mode != TermMatch::Suffix,
+                last && *mode != TermMatch::Prefix,
+            ));
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&texts)
+            .ok()?;
+        let pairs = (ascii_texts <= MAX_PAIR_NEEDLES).then(|| {
+            texts[..ascii_texts]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| fingerprint(i, t.as_bytes(), cs))
+                .collect()
+        });
+        Some(TermScanner {
+            cs,
+            texts,
+            keys,
+            text_keys,
+            ac,
+            ascii_texts,
+            pairs,
+        })
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Every (row, key) occurrence in a string array of any layout (nulls read as "",
+    /// which holds no non-empty term).
+    pub fn scan(&self, a: &dyn Array) -> Result<Hits> {
+        let mut pairs = Vec::new();
+        match a.data_type() {
+            DataType::Utf8 => self.scan_buffer(a.as_string::<i32>(), &mut pairs),
+            DataType::LargeUtf8 => self.scan_buffer(a.as_string::<i64>(), &mut pairs),
+            DataType::Utf8View => {
+                let v = a.as_string_view();
+                for i in 0..v.len() {
+                    if !v.is_null(i) {
+                        self.exact_row(v.value(i), i as u32, &mut pairs);
+                    }
+                }
+            }
+            DataType::Dictionary(_, _) => {
+                let d = a.as_any_dictionary();
+                let values = self.scan(d.values().as_ref())?;
+                let mut per_value: Vec<(usize, usize)> = vec![(0, 0); d.values().len()];
+                let mut i = 0;
+                while i < values.pairs.len() {
+                    let v = values.pairs[i].0 as usize;
+                    let start = i;
+                    while i < values.pairs.len() && values.pairs[i].0 as usize == v {
+                        i += 1;
+                    }
+                    per_value[v] = (start, i);
+                }
+                let nulls = d.keys().logical_nulls();
+                for (row, &k) in d.normalized_keys().iter().enumerate() {
+                    if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                        continue;
+                    }
+                    let (s, e) = per_value.get(k).copied().unwrap_or((0, 0));
+                    pairs.extend(values.pairs[s..e].iter().map(|&(_, key)| (row as u32, key)));
+                }
+            }
+            DataType::Null => {}
+            dt => return Err(Error::internal(format!("term scan on {dt}"))),
+        }
+        Ok(Hits { pairs })
+    }
+
+    /// The exact rule on one row: the automaton over the (folded) row proposes texts,
+    /// `terms::has_term` decides each key.
+    fn exact_row(&self, s: &str, row: u32, out: &mut Vec<(u32, u32)>) {
+        let hay = if self.cs {
+            std::borrow::Cow::Borrowed(s)
+        } else {
+            terms::fold(s)
+        };
+        let start = out.len();
+        let mut seen = Vec::new();
+        for m in self.ac.find_overlapping_iter(hay.as_bytes()) {
+            let t = m.pattern().as_usize();
+            if seen.contains(&t) {
+                continue;
+            }
+            seen.push(t);
+            for &(k, _, _) in &self.text_keys[t] {
+                if terms::has_term(&hay, &self.texts[t], self.keys[k as usize].1) {
+                    out.push((row, k));
+                }
+            }
+        }
+        out[start..].sort_unstable();
+    }
+
+    fn scan_buffer<O: OffsetSizeTrait>(
+        &self,
+        a: &GenericStringArray<O>,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        let n = a.len();
+        let offsets = a.value_offsets();
+        let data = a.value_data();
+        let nulls = a.logical_nulls();
+        let mut lower: Vec<u8> = Vec::new();
+        let mut rel: Vec<usize> = Vec::new();
+        let mut exact_rows: Vec<usize> = Vec::new();
+        let mut found: Vec<(u32, u32)> = Vec::new();
+        let mut r0 = 0;
+        while r0 < n {
+            let b0 = offsets[r0].as_usize();
+            let mut r1 = r0 + 1;
+            while r1 < n && offsets[r1 + 1].as_usize() - b0 <= BLOCK_BYTES {
+                r1 += 1;
+            }
+            let b1 = offsets[r1].as_usize();
+            rel.clear();
+            rel.extend(offsets[r0..=r1].iter().map(|o| o.as_usize() - b0));
+            let block = &data[b0..b1];
+            exact_rows.clear();
+            if !block.is_ascii() {
+                for r in r0..r1 {
+                    if !block[rel[r - r0]..rel[r - r0 + 1]].is_ascii() {
+                        exact_rows.push(r);
+                    }
+                }
+            }
+            found.clear();
+            if self.ascii_texts > 0 {
+                let mut verify = |s: usize, t: usize, equal_checked: bool| {
+                    let text = self.texts[t].as_bytes();
+                    let e = s + text.len();
+                    let row = rel.partition_point(|&o| o <= s) - 1;
+                    let (rs, re) = (rel[row], rel[row + 1]);
+                    if e > re {
+                        return;
+                    }
+                    if !equal_checked {
+                        let got = &block[s..e];
+                        let same = if self.cs {
+                            got == text
+                        } else {
+                            got.eq_ignore_ascii_case(text)
+                        };
+                        if !same {
+                            return;
+                        }
+                    }
+                    let left_ok = s == rs || !block[s - 1].is_ascii_alphanumeric();
+                    let right_ok = e == re || !block[e].is_ascii_alphanumeric();
+                    for &(k, need_left, need_right) in &self.text_keys[t] {
+                        if (!need_left || left_ok) && (!need_right || right_ok) {
+                            found.push(((r0 + row) as u32, k));
+                        }
+                    }
+                };
+                match &self.pairs {
+                    Some(pairs) => {
+                        for p in pairs {
+                            let len = self.texts[p.text].len();
+                            if block.len() >= len {
+                                pair_candidates(
+                                    &data[b0..],
+                                    block.len() - len + 1,
+                                    p,
+                                    self.cs,
+                                    |s| verify(s, p.text, false),
+                                );
+                            }
+                        }
+                    }
+                    None => {
+                        let hay: &[u8] = if self.cs {
+                            block
+                        } else {
+                            lower.clear();
+                            lower.extend_from_slice(block);
+                            lower.make_ascii_lowercase();
+                            &lower
+                        };
+                        for m in self.ac.find_overlapping_iter(hay) {
+                            let t = m.pattern().as_usize();
+                            if t < self.ascii_texts {
+                                verify(m.start(), t, true);
+                            }
+                        }
+                    }
+                }
+            }
+            if !exact_rows.is_empty() {
+                // Rows with non-ASCII bytes: drop block-path hits, decide exactly.
+                found.retain(|(r, _)| exact_rows.binary_search(&(*r as usize)).is_err());
+                for &r in &exact_rows {
+                    self.exact_row(a.value(r), r as u32, &mut found);
+                }
+            }
+            if let Some(nulls) = &nulls {
+                found.retain(|(r, _)| nulls.is_valid(*r as usize));
+            }
+            found.sort_unstable();
+            found.dedup();
+            out.extend_from_slice(&found);
+            r0 = r1;
+        }
+    }
+}
+
+/// How rare a byte is in the text of process metadata, file names and URLs: higher is
+/// rarer. Letters by their frequency in English; spaces and separators are common.
+fn rarity(b: u8) -> u8 {
+    const LETTERS: &[u8] = b"etaoinsrhldcumfpgwybvkxjqz";
+    let l = b.to_ascii_lowercase();
+    if let Some(i) = LETTERS.iter().position(|&c| c == l) {
+        return 10 + i as u8;
+    }
+    match b {
+        b' ' => 0,
+        b'.' | b'-' | b'\\' | b'/' | b',' => 5,
+        b'0'..=b'9' => 20,
+        _ => 30,
+    }
+}
+
+/// The two rarest bytes of an ASCII needle (one byte: twice).
+fn fingerprint(text: usize, t: &[u8], cs: bool) -> Pair {
+    let mut idx: Vec<usize> = (0..t.len()).collect();
+    idx.sort_by_key(|&i| (std::cmp::Reverse(rarity(t[i])), i));
+    let a = idx[0];
+    let b = idx.get(1).copied().unwrap_or(a);
+    let fold = |c: u8| if cs { c } else { c | 0x20 };
+    Pair {
+        text,
+        a,
+        b,
+        x: fold(t[a]),
+        y: fold(t[b]),
+    }
+}
+
+/// Calls `f(s)` for every start `s < starts` where the pair's bytes match (bit 5 set on
+/// both sides when case-insensitive: a superset of the case-insensitive matches, verified
+/// by the caller). `data[s + a]` and `data[s + b]` must exist for every such `s`.
+fn pair_candidates(data: &[u8], starts: usize, p: &Pair, cs: bool, mut f: impl FnMut(usize)) {
+    #[cfg(target_arch = "x86_64")]
+    let mut s = if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is available (checked above); the function bounds its loads.
+        unsafe { simd::pairs_avx2(data, starts, p, cs, &mut f) }
+    } else {
+        // SAFETY: SSE2 is part of x86_64; the function bounds its loads.
+        unsafe { simd::pairs_sse2(data, starts, p, cs, &mut f) }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mut s = 0;
+    let mask = if cs { 0 } else { 0x20 };
+    while s < starts {
+        if data[s + p.a] | mask == p.x && data[s + p.b] | mask == p.y {
+            f(s);
+        }
+        s += 1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::Pair;
+    use std::arch::x86_64::*;
+
+    /// Vector steps while every load stays inside `data`; returns where it stopped.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pairs_avx2(
+        data: &[u8],
+        starts: usize,
+        p: &Pair,
+        cs: bool,
+        f: &mut impl FnMut(usize),
+    ) -> usize {
+        let reach = p.a.max(p.b) + 32;
+        let limit = starts.min((data.len() + 1).saturating_sub(reach));
+        let vx = _mm256_set1_epi8(p.x as i8);
+        let vy = _mm256_set1_epi8(p.y as i8);
+        let bit = _mm256_set1_epi8(if cs { 0 } else { 0x20 });
+        let ptr = data.as_ptr();
+        let mut s = 0;
+        while s + 32 <= limit {
+            // SAFETY: s + max(a, b) + 32 <= data.len() by `limit`.
+            let ca = _mm256_loadu_si256(ptr.add(s + p.a) as *const __m256i);
+            let cb = _mm256_loadu_si256(ptr.add(s + p.b) as *const __m256i);
+            let m = _mm256_and_si256(
+                _mm256_cmpeq_epi8(_mm256_or_si256(ca, bit), vx),
+                _mm256_cmpeq_epi8(_mm256_or_si256(cb, bit), vy),
+            );
+            let mut bits = _mm256_movemask_epi8(m) as u32;
+            while bits != 0 {
+                f(s + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+            s += 32;
+        }
+        s
+    }
+
+    #[target_feature(enable = "sse2")]
+    pub(super) unsafe fn pairs_sse2(
+        data: &[u8],
+        starts: usize,
+        p: &Pair,
+        cs: bool,
+        f: &mut impl FnMut(usize),
+    ) -> usize {
+        let reach = p.a.max(p.b) + 16;
+        let limit = starts.min((data.len() + 1).saturating_sub(reach));
+        let vx = _mm_set1_epi8(p.x as i8);
+        let vy = _mm_set1_epi8(p.y as i8);
+        let bit = _mm_set1_epi8(if cs { 0 } else { 0x20 });
+        let ptr = data.as_ptr();
+        let mut s = 0;
+        while s + 16 <= limit {
+            // SAFETY: s + max(a, b) + 16 <= data.len() by `limit`.
+            let ca = _mm_loadu_si128(ptr.add(s + p.a) as *const __m128i);
+            let cb = _mm_loadu_si128(ptr.add(s + p.b) as *const __m128i);
+            let m = _mm_and_si128(
+                _mm_cmpeq_epi8(_mm_or_si128(ca, bit), vx),
+                _mm_cmpeq_epi8(_mm_or_si128(cb, bit), vy),
+            );
+            let mut bits = _mm_movemask_epi8(m) as u32;
+            while bits != 0 {
+                f(s + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+            s += 16;
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{LargeStringArray, StringArray};
+
+    fn reference(s: &str, needle: &str, mode: TermMatch, cs: bool) -> bool {
+        terms::has(s, needle, cs, mode)
+    }
+
+    /// Every (row, key) the scanner reports agrees with the term rule, for few needles
+    /// (SIMD pairs) and many (automaton), case-sensitive or not, with and without
+    /// non-ASCII rows, nulls and slices.
+    #[test]
+    fn scanner_agrees_with_the_term_rule() {
+        let rows: Vec<Option<&str>> = vec![
+            Some("ConnectWise, Inc."),
+            Some("ScreenConnectorz"),
+            None,
+            Some("x screenconnect"),
+            Some("ÉCOLE ScreenConnect"),
+            Some("Continuum  Managed"),
+            Some("Continuum Managed LLC"),
+            Some("a_connectwise_b"),
+            Some(""),
+            Some("KONNECTWISE"),
+            Some("connectwisé"),
+            Some("server.action1.com:443"),
+            Some("x.server.action1.comm"),
+            Some("DWSNET OÜ"),
+            Some("dwsnet oü"),
+            Some("c"),
+            Some("https://rmm.datto.com/path"),
+        ];
+        let few = ["ConnectWise", "Continuum Managed", "ScreenConnect"];
+        let many = [
+            "ConnectWise",
+            "Continuum Managed",
+            "ScreenConnect",
+            "server.action1.com",
+            "action1",
+            "DWSNET OÜ",
+            "datto.com",
+            "c",
+            "Connect",
+            "com",
+        ];
+        let modes = [TermMatch::Whole, TermMatch::Prefix, TermMatch::Suffix];
+        let arrays: Vec<Box<dyn Array>> = vec![
+            Box::new(StringArray::from(rows.clone())),
+            Box::new(LargeStringArray::from(rows.clone())),
+            Box::new(StringArray::from(rows.clone()).slice(3, 9)),
+            Box::new(arrow::array::StringViewArray::from(rows.clone())),
+            Box::new(
+                rows.clone()
+                    .into_iter()
+                    .collect::<arrow::array::DictionaryArray<arrow::datatypes::Int16Type>>(),
+            ),
+        ];
+        for set in [&few[..], &many[..]] {
+            for cs in [false, true] {
+                let needles: Vec<(String, TermMatch)> = set
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.to_string(), modes[i % 3]))
+                    .collect();
+                let sc = TermScanner::new(&needles, cs).unwrap();
+                for a in &arrays {
+                    let hits = sc.scan(a.as_ref()).unwrap();
+                    let strs = arrow::compute::cast(a.as_ref(), &DataType::Utf8).unwrap();
+                    let strs = strs.as_string::<i32>();
+                    let mut want = Vec::new();
+                    for r in 0..a.len() {
+                        let s = if strs.is_null(r) { "" } else { strs.value(r) };
+                        for (k, (n, m)) in needles.iter().enumerate() {
+                            if reference(s, n, *m, cs) {
+                                want.push((r as u32, k as u32));
+                            }
+                        }
+                    }
+                    assert_eq!(hits.pairs, want, "cs={cs} {set:?} on {}", a.data_type());
+                }
+            }
+        }
+    }
+
+    /// Long rows spanning blocks, occurrences at block and buffer edges.
+    #[test]
+    fn blocks_and_edges() {
+        let long = format!("{} ConnectWise", "x".repeat(70_000));
+        let rows: Vec<String> = (0..40)
+            .map(|i| match i % 4 {
+                0 => long.clone(),
+                1 => "connectwise".to_string(),
+                2 => format!("{}connectwise", "y ".repeat(i * 1000)),
+                _ => "noise".to_string(),
+            })
+            .collect();
+        let a = StringArray::from(rows.clone());
+        let sc = TermScanner::new(&[("ConnectWise".to_string(), TermMatch::Whole)], false).unwrap();
+        let got = sc.scan(&a).unwrap().rows(&[0], false);
+        let want: Vec<u32> = (0..40).filter(|i| i % 4 != 3).map(|i| i as u32).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn rows_any_and_all() {
+        let h = Hits {
+            pairs: vec![(0, 0), (0, 1), (2, 1), (5, 0), (5, 1), (5, 2)],
+        };
+        assert_eq!(h.rows(&[0, 1], true), vec![0, 5]);
+        assert_eq!(h.rows(&[0, 1], false), vec![0, 2, 5]);
+        assert_eq!(h.rows(&[2], false), vec![5]);
+    }
+}
