@@ -101,6 +101,7 @@ impl Query {
         let ctx = crate::exec::ExecContext {
             catalog,
             threads: threads.max(1),
+            prepared: None,
         };
         let schema = plan.schema();
         let chunk = crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
@@ -109,6 +110,37 @@ impl Query {
             types: schema.iter().map(|(_, t)| *t).collect(),
             chunk,
         })
+    }
+
+    /// Runs many queries over the same tables, scanning each table once for all of them
+    /// (see `exec::run_many`). One result per query, in order; one query's error does
+    /// not stop the others.
+    pub fn run_many(
+        queries: &[&Query],
+        catalog: &Catalog,
+        now_ticks: i64,
+        threads: usize,
+    ) -> Vec<Result<QueryResult>> {
+        let plans: Vec<Result<Plan>> = queries.iter().map(|q| q.plan(catalog, now_ticks)).collect();
+        let bound: Vec<&Plan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut chunks = crate::exec::run_many(&bound, catalog, threads.max(1)).into_iter();
+        plans
+            .iter()
+            .zip(queries)
+            .map(|(p, q)| {
+                let plan = p.as_ref().map_err(Clone::clone)?;
+                let chunk = chunks
+                    .next()
+                    .unwrap_or_else(|| Err(Error::internal("a plan produced no result")))
+                    .map_err(|e| e.with_source(&q.source))?;
+                let schema = plan.schema();
+                Ok(QueryResult {
+                    names: schema.iter().map(|(n, _)| n.clone()).collect(),
+                    types: schema.iter().map(|(_, t)| *t).collect(),
+                    chunk,
+                })
+            })
+            .collect()
     }
 
     // ---- editing the tree (for rules and exclusions; never string pasting) ----

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -74,21 +74,59 @@ def _arrow_input(name: str, data: Any) -> Any:
     )
 
 
+def _threads(threads: int | None) -> int | None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer, not {threads!r}")
+    return threads
+
+
 def query(
     kql: str,
     tables: Mapping[str, Any] | None = None,
     *,
     now: datetime | str | None = None,
+    threads: int | None = None,
 ) -> Result:
     """Run a KQL query over the given tables and return Kusto's result.
 
     ``tables`` maps table names (``DeviceProcessEvents``) to Arrow data. ``now`` freezes
     ``now()``/``ago()`` for the whole query (default: the current UTC time), so that
-    results are reproducible.
+    results are reproducible. ``threads``: scan threads (default: the ``RMMHUNT_THREADS``
+    environment variable, else one per core).
     """
     inputs = {name: _arrow_input(name, data) for name, data in (tables or {}).items()}
-    table, types = _rmmhunt.query(kql, inputs, _now_text(now))
+    table, types = _rmmhunt.query(kql, inputs, _now_text(now), _threads(threads))
     return Result(table, types)
+
+
+def query_many(
+    kqls: Sequence[str],
+    tables: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | str | None = None,
+    threads: int | None = None,
+    return_exceptions: bool = False,
+) -> list[Any]:
+    """Run many KQL queries over the same tables, scanning each table once for all of them,
+    and return their results in order (each as :func:`query` would).
+
+    Every filter that sits right on a table joins that table's one pass: the string needles
+    of all the queries over a column are matched together. ``now`` is frozen for all of them.
+    A query that fails raises its error (the first such, in order), or, with
+    ``return_exceptions=True``, gives the exception in its place while the others still run.
+    """
+    inputs = {name: _arrow_input(name, data) for name, data in (tables or {}).items()}
+    outs = _rmmhunt.query_many([str(k) for k in kqls], inputs, _now_text(now), _threads(threads))
+    results: list[Any] = []
+    for out in outs:
+        if isinstance(out, BaseException):
+            if not return_exceptions:
+                raise out
+            results.append(out)
+        else:
+            table, types = out
+            results.append(Result(table, types))
+    return results
 
 
 def parse(kql: str) -> Query:
@@ -104,6 +142,7 @@ def kql_string(s: str) -> str:
 
 __all__ = [
     "query",
+    "query_many",
     "read",
     "read_tables",
     "FileTable",

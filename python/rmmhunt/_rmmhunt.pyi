@@ -61,8 +61,18 @@ class Query:
 def parse(kql: str) -> Query:
     """Parse KQL; raises KqlSyntaxError with line and column."""
 
-def query(kql: str, tables: Mapping[str, Any] | None = None, now: str | None = None) -> tuple[Any, list[str]]:
+def query(
+    kql: str, tables: Mapping[str, Any] | None = None, now: str | None = None, threads: int | None = None
+) -> tuple[Any, list[str]]:
     """Run KQL; returns an Arrow table (PyCapsule stream) and the Kusto type of each column."""
+
+def query_many(
+    kqls: list[str],
+    tables: Mapping[str, Any] | None = None,
+    now: str | None = None,
+    threads: int | None = None,
+) -> list[tuple[Any, list[str]] | BaseException]:
+    """Run many queries in one pass over each table; per query, its result or its exception."""
 
 def kql_string(s: str) -> str:
     """A KQL string literal whose value is exactly ``s``."""

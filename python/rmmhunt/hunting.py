@@ -646,24 +646,48 @@ def _run_table(
 ) -> list[_Outcome]:
     """Run ``rules`` (all reading ``table_name``) over ``data``; one outcome per rule, in order.
 
-    This is the one place that runs rules: today rule by rule through :meth:`Rule.hunt`, to be
-    replaced by the engine's one-pass scan of a table for all its rules. ``tables`` holds every
-    table given (rules that join read a second one); ``threads`` is for that engine."""
-    del threads  # the per-rule runner is sequential
+    This is the one place that runs rules. Every rule's queries (its own, and the counts of its
+    exclusions) go to the engine together (``rmmhunt.query_many``), which scans each table
+    once for all of them: the needles of every rule over a column are matched in one pass.
+    ``tables`` holds every table given (rules that join read a second one)."""
+    from rmmhunt import query_many
+
+    from .rules.hunt import plan_hunt
+
+    inputs = {t: (data if t == table_name else d) for t, d in tables.items()}
+    plans: list[tuple[Rule, Any]] = []
     out: list[_Outcome] = []
     for rule in rules:
-        inputs = {t: (data if t == table_name else tables[t]) for t in rule.tables}
         try:
-            result = rule.hunt(inputs, now=now, lookback=lookback, exclusions=exclusions)
+            plan = plan_hunt(rule, inputs, now=now, lookback=lookback, exclusions=exclusions)
         except UnsupportedError as exc:
             out.append(_Outcome(rule, table_name, None, f"not supported by the engine: {_first_line(exc)}"))
+            on_rule(rule)
+            continue
         except RmmhuntError as exc:
             if hasattr(exc, "add_note"):
                 exc.add_note(f"while running rule {rule.name!r} ({rule.id})")
             raise
+        plans.append((rule, plan))
+    queries = [q for _, plan in plans for q in plan.queries]
+    results = query_many(queries, inputs, now=now, threads=threads, return_exceptions=True)
+    at = 0
+    for rule, plan in plans:
+        mine = results[at : at + len(plan.queries)]
+        at += len(plan.queries)
+        failed = next((r for r in mine if isinstance(r, BaseException)), None)
+        if isinstance(failed, UnsupportedError):
+            reason = f"not supported by the engine: {_first_line(failed)}"
+            out.append(_Outcome(rule, table_name, None, reason))
+        elif failed is not None:
+            if hasattr(failed, "add_note"):
+                failed.add_note(f"while running rule {rule.name!r} ({rule.id})")
+            raise failed
         else:
-            out.append(_Outcome(rule, table_name, result))
+            out.append(_Outcome(rule, table_name, plan.finish(mine)))
         on_rule(rule)
+    order = {id(r): i for i, r in enumerate(rules)}
+    out.sort(key=lambda o: order[id(o.rule)])
     return out
 
 

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod scan;
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use crate::column::{Chunk, Column};
 use crate::error::{Error, Result};
@@ -64,13 +65,179 @@ pub fn describe_predicate(e: &BExpr, schema: &Schema) -> String {
 pub struct ExecContext<'a> {
     pub catalog: &'a Catalog,
     pub threads: usize,
+    /// Output of filter-over-scan nodes already computed by a shared scan
+    /// ([`run_many`]), keyed by the node's address; taken when the node runs.
+    pub prepared: Option<&'a Prepared>,
 }
+
+/// Chunks of filter-over-scan nodes computed ahead, by node address.
+pub type Prepared = std::sync::Mutex<HashMap<usize, Result<Vec<Chunk>>>>;
 
 impl<'a> ExecContext<'a> {
     pub fn new(catalog: &'a Catalog) -> ExecContext<'a> {
         ExecContext {
             catalog,
             threads: default_threads(),
+            prepared: None,
+        }
+    }
+}
+
+/// Runs many plans, scanning each table once for all of them: every filter right above
+/// a scan, in every plan, joins its table's [`scan::SharedScan`]; then each plan runs
+/// on the chunks its filters kept. One result per plan, in order.
+pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Result<Chunk>> {
+    // Every fused leaf with the columns its plan needs from it.
+    let mut leaves: Vec<(usize, &str, scan::FusedFilter)> = Vec::new();
+    for plan in plans {
+        let width = plan.schema().len();
+        fused_leaves(plan, &vec![true; width], &mut leaves);
+    }
+    let mut by_table: Vec<(&str, Vec<(usize, scan::FusedFilter)>)> = Vec::new();
+    for (node, table, f) in leaves {
+        match by_table.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, v)) => v.push((node, f)),
+            None => by_table.push((table, vec![(node, f)])),
+        }
+    }
+    let mut prepared: HashMap<usize, Result<Vec<Chunk>>> = HashMap::new();
+    for (table, members) in by_table {
+        let Some(t) = catalog.get(table) else {
+            continue;
+        };
+        let width = members[0].1.needed().len();
+        let mut needed = vec![false; width];
+        for (_, f) in &members {
+            or_into(&mut needed, f.needed());
+        }
+        // Row groups outside every member's window may be skipped.
+        let windows: Vec<_> = members.iter().map(|(_, f)| f.time_window()).collect();
+        let time_range = if windows.iter().all(Option::is_some) {
+            let w: Vec<_> = windows.into_iter().flatten().collect();
+            w.iter()
+                .all(|x| x.column == w[0].column)
+                .then(|| crate::table::TimeRange {
+                    column: w[0].column,
+                    low: w.iter().map(|x| x.low).min().unwrap_or(i64::MIN),
+                    high: w.iter().map(|x| x.high).max().unwrap_or(i64::MAX),
+                })
+        } else {
+            None
+        };
+        let req = ScanRequest { needed, time_range };
+        let Some(stream) = t.scan_arrow(&req) else {
+            continue; // the plans scan this table themselves
+        };
+        let nodes: Vec<usize> = members.iter().map(|(n, _)| *n).collect();
+        let results = match stream {
+            Ok(stream) => {
+                let shared = scan::SharedScan::new(members.into_iter().map(|(_, f)| f).collect());
+                scan::run_shared(stream, shared, threads)
+            }
+            Err(e) => nodes.iter().map(|_| Err(e.clone())).collect(),
+        };
+        for (node, r) in nodes.into_iter().zip(results) {
+            prepared.insert(node, r);
+        }
+    }
+    let prepared = std::sync::Mutex::new(prepared);
+    let ctx = ExecContext {
+        catalog,
+        threads,
+        prepared: Some(&prepared),
+    };
+    plans.iter().map(|p| collect(p, &ctx)).collect()
+}
+
+/// Every filter right above a scan in `plan`, with the columns `needed` of the plan's
+/// output make it read (exactly as `execute` computes them).
+fn fused_leaves<'p>(
+    plan: &'p Plan,
+    needed: &[bool],
+    out: &mut Vec<(usize, &'p str, scan::FusedFilter)>,
+) {
+    if let Plan::Filter { input, pred } = plan {
+        if let Plan::Scan { table, schema } = input.as_ref() {
+            let need = input_needs(plan, needed).remove(0);
+            let node = plan as *const Plan as usize;
+            out.push((node, table, scan::FusedFilter::new(pred, schema, need)));
+            return;
+        }
+    }
+    for (child, need) in children(plan).into_iter().zip(input_needs(plan, needed)) {
+        fused_leaves(child, &need, out);
+    }
+}
+
+fn children(plan: &Plan) -> Vec<&Plan> {
+    match plan {
+        Plan::Scan { .. } | Plan::Values { .. } => vec![],
+        Plan::Filter { input, .. }
+        | Plan::Project { input, .. }
+        | Plan::Aggregate { input, .. }
+        | Plan::Sort { input, .. }
+        | Plan::Limit { input, .. }
+        | Plan::Count { input } => vec![input.as_ref()],
+        Plan::Union { inputs, .. } => inputs.iter().map(|(p, _, _)| p).collect(),
+    }
+}
+
+/// For each input of `plan` (in `children` order), the columns it must produce when the
+/// caller reads output columns `needed`.
+fn input_needs(plan: &Plan, needed: &[bool]) -> Vec<Vec<bool>> {
+    match plan {
+        Plan::Scan { .. } | Plan::Values { .. } => vec![],
+        Plan::Filter { input, pred } => {
+            let mut need = needed_by(&[pred], input.schema().len());
+            or_into(&mut need, needed);
+            vec![need]
+        }
+        Plan::Project { input, exprs, .. } => {
+            let used: Vec<&BExpr> = exprs
+                .iter()
+                .zip(needed)
+                .filter(|(_, n)| **n)
+                .map(|(e, _)| e)
+                .collect();
+            vec![needed_by(&used, input.schema().len())]
+        }
+        Plan::Aggregate {
+            input, keys, aggs, ..
+        } => {
+            let mut exprs: Vec<&BExpr> = keys.iter().collect();
+            for a in aggs {
+                exprs.extend(a.args.iter());
+            }
+            vec![needed_by(&exprs, input.schema().len())]
+        }
+        Plan::Sort { input, keys } => {
+            let exprs: Vec<&BExpr> = keys.iter().map(|k| &k.expr).collect();
+            let mut need = needed_by(&exprs, input.schema().len());
+            or_into(&mut need, needed);
+            vec![need]
+        }
+        Plan::Limit { .. } => vec![needed.to_vec()],
+        Plan::Count { input } => vec![vec![false; input.schema().len()]],
+        Plan::Union {
+            inputs,
+            with_source,
+            ..
+        } => {
+            let off = usize::from(*with_source);
+            inputs
+                .iter()
+                .map(|(p, mapping, _)| {
+                    let mut need = vec![false; p.schema().len()];
+                    for (k, m) in mapping.iter().enumerate() {
+                        if let Some(src) = m {
+                            if needed.get(k + off).copied().unwrap_or(true) {
+                                need[*src] = true;
+                            }
+                        }
+                    }
+                    need
+                })
+                .collect()
         }
     }
 }
@@ -146,8 +313,17 @@ pub fn execute<'a>(
         }
         Plan::Values { chunk, .. } => Ok(Box::new(std::iter::once(Ok(chunk.clone())))),
         Plan::Filter { input, pred } => {
-            let mut need = needed_by(&[pred], input.schema().len());
-            or_into(&mut need, needed);
+            let need = input_needs(plan, needed).remove(0);
+            if let Some(prepared) = ctx.prepared {
+                let node = plan as *const Plan as usize;
+                let taken = prepared
+                    .lock()
+                    .map_err(|_| Error::internal("prepared chunks poisoned"))?
+                    .remove(&node);
+                if let Some(chunks) = taken {
+                    return Ok(Box::new(chunks?.into_iter().map(Ok)));
+                }
+            }
             if let Plan::Scan { table, schema } = input.as_ref() {
                 let t = ctx
                     .catalog
@@ -183,14 +359,7 @@ pub fn execute<'a>(
             })))
         }
         Plan::Project { input, exprs, .. } => {
-            let width = input.schema().len();
-            let used: Vec<&BExpr> = exprs
-                .iter()
-                .zip(needed)
-                .filter(|(_, n)| **n)
-                .map(|(e, _)| e)
-                .collect();
-            let need = needed_by(&used, width);
+            let need = input_needs(plan, needed).remove(0);
             let inner = execute(input, ctx, &need)?;
             let needed = needed.to_vec();
             Ok(Box::new(inner.map(move |c| {
@@ -216,11 +385,7 @@ pub fn execute<'a>(
             schema,
             ..
         } => {
-            let mut exprs: Vec<&BExpr> = keys.iter().collect();
-            for a in aggs {
-                exprs.extend(a.args.iter());
-            }
-            let need = needed_by(&exprs, input.schema().len());
+            let need = input_needs(plan, needed).remove(0);
             let inner = execute(input, ctx, &need)?;
             let types: Vec<KqlType> = schema.iter().map(|(_, t)| *t).collect();
             let out = aggregate::aggregate(inner, keys, aggs, &types)?;
@@ -228,9 +393,7 @@ pub fn execute<'a>(
         }
         Plan::Sort { input, keys } => {
             let schema = input.schema();
-            let exprs: Vec<&BExpr> = keys.iter().map(|k| &k.expr).collect();
-            let mut need = needed_by(&exprs, schema.len());
-            or_into(&mut need, needed);
+            let need = input_needs(plan, needed).remove(0);
             let chunks = execute(input, ctx, &need)?.collect::<Result<Vec<_>>>()?;
             let all = concat_chunks(&schema, &chunks)?;
             let sorted = sort_chunk(&all, keys)?;
@@ -255,9 +418,9 @@ pub fn execute<'a>(
             })))
         }
         Plan::Count { input } => {
-            let width = input.schema().len();
+            let need = input_needs(plan, needed).remove(0);
             let mut total: i64 = 0;
-            for c in execute(input, ctx, &vec![false; width])? {
+            for c in execute(input, ctx, &need)? {
                 total += c?.len as i64;
             }
             let col = Column::from_values(KqlType::Long, &[Value::Long(total)])?;
@@ -270,16 +433,7 @@ pub fn execute<'a>(
         } => {
             let off = usize::from(*with_source);
             let mut streams: Vec<ChunkStream<'a>> = Vec::new();
-            for (p, mapping, name) in inputs {
-                let width = p.schema().len();
-                let mut need = vec![false; width];
-                for (k, m) in mapping.iter().enumerate() {
-                    if let Some(src) = m {
-                        if needed.get(k + off).copied().unwrap_or(true) {
-                            need[*src] = true;
-                        }
-                    }
-                }
+            for ((p, mapping, name), need) in inputs.iter().zip(input_needs(plan, needed)) {
                 let inner = execute(p, ctx, &need)?;
                 let schema = schema.clone();
                 let name = name.clone().unwrap_or_default();

@@ -1,14 +1,25 @@
 //! A filter right above a table scan runs on the raw Arrow batches: string predicates
-//! with constant needles go to `kernels::strmatch` on the input layout (dictionary
-//! values matched once, one buffer pass for plain strings), then only the surviving
-//! rows of the needed columns are converted. Batches are processed on several threads,
-//! in order.
+//! with constant needles go to `kernels::strmatch` / `kernels::termscan` on the input
+//! layout (dictionary values matched once, one buffer pass for plain strings), time
+//! ranges compare raw timestamps, and each predicate after the first looks only at the
+//! rows that survived so far (a selection vector), cheapest first. Then only the
+//! surviving rows of the needed columns are converted. Batches are cut into morsels and
+//! processed on several threads, in order.
+//!
+//! [`SharedScan`] runs the filters of many queries over one table in one pass: per
+//! column, one `TermScanner` holds the needles of every query that starts there, so the
+//! column is matched once per morsel for all of them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray};
-use arrow::compute::{and, filter};
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{
+    DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
 use arrow::record_batch::RecordBatch;
 
 use super::eval::eval_mask;
@@ -17,6 +28,7 @@ use crate::convert::column_from_arrow;
 use crate::error::{Error, Result};
 use crate::kernels::strmatch::{Kind, Matcher};
 use crate::kernels::terms::TermMatch;
+use crate::kernels::termscan::{Hits, TermScanner};
 use crate::plan::{BExpr, BKind, Schema};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::table::BatchStream;
@@ -103,18 +115,6 @@ fn conjuncts<'e>(e: &'e BExpr, out: &mut Vec<&'e BExpr>) {
     }
 }
 
-/// A conjunct that runs on the raw batch.
-enum RawPredicate {
-    /// A string predicate with constant needles.
-    Str { column: usize, matcher: Matcher },
-    /// `low <= column <= high` on a timestamp column (ticks, inclusive; None = open).
-    Time {
-        column: usize,
-        low: Option<i64>,
-        high: Option<i64>,
-    },
-}
-
 /// `Timestamp between (lit .. lit)`, `Timestamp >= lit`, ... as a tick range.
 fn time_range(e: &BExpr, schema: &Schema) -> Option<(usize, Option<i64>, Option<i64>)> {
     let col = |x: &BExpr| match x.kind {
@@ -160,25 +160,20 @@ fn time_range(e: &BExpr, schema: &Schema) -> Option<(usize, Option<i64>, Option<
     }
 }
 
-/// The tick range as a mask over a raw timestamp array, comparing in the array's own
-/// unit (bounds rounded inward); None when the array is not a timestamp.
-fn raw_time_mask(a: &dyn Array, low: Option<i64>, high: Option<i64>) -> Option<BooleanArray> {
-    use crate::types::ticks::UNIX_EPOCH;
-    use arrow::datatypes::{DataType, TimeUnit};
-    let DataType::Timestamp(unit, _) = a.data_type() else {
-        return None;
-    };
-    // Ticks per unit (ns: 1/100 of a tick).
+/// The inclusive tick range in a timestamp array's own unit, rounded inward.
+fn unit_bounds(unit: TimeUnit, low: Option<i64>, high: Option<i64>) -> (i64, i64) {
+    use crate::types::ticks::{PER_MICRO, PER_MILLI, PER_SECOND, UNIX_EPOCH};
     let (lo, hi) = match unit {
+        // A tick is 100 ns.
         TimeUnit::Nanosecond => (
             low.map(|l| (l - UNIX_EPOCH).saturating_mul(100)),
             high.map(|h| (h - UNIX_EPOCH).saturating_mul(100).saturating_add(99)),
         ),
         u => {
             let per = match u {
-                TimeUnit::Second => crate::types::ticks::PER_SECOND,
-                TimeUnit::Millisecond => crate::types::ticks::PER_MILLI,
-                _ => crate::types::ticks::PER_MICRO,
+                TimeUnit::Second => PER_SECOND,
+                TimeUnit::Millisecond => PER_MILLI,
+                _ => PER_MICRO,
             };
             (
                 low.map(|l| {
@@ -189,23 +184,289 @@ fn raw_time_mask(a: &dyn Array, low: Option<i64>, high: Option<i64>) -> Option<B
             )
         }
     };
-    let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
-    let raw = a.to_data();
-    let values: &[i64] = raw.buffer::<i64>(0);
-    let values = &values[..a.len()];
-    let nulls = a.logical_nulls();
-    let bits: Vec<bool> = values.iter().map(|v| *v >= lo && *v <= hi).collect();
-    let mut out = BooleanArray::from(bits);
-    if let Some(n) = nulls {
-        let valid = BooleanArray::from(n.iter().collect::<Vec<bool>>());
-        out = and(&out, &valid).ok()?;
-    }
-    Some(out)
+    (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX))
 }
 
-/// The filter split into raw string predicates and the rest.
+/// The raw values and unit of a timestamp array; None for any other type.
+fn timestamp_values(a: &dyn Array) -> Option<(&[i64], TimeUnit)> {
+    Some(match a.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => (
+            a.as_primitive::<TimestampSecondType>().values(),
+            TimeUnit::Second,
+        ),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => (
+            a.as_primitive::<TimestampMillisecondType>().values(),
+            TimeUnit::Millisecond,
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => (
+            a.as_primitive::<TimestampMicrosecondType>().values(),
+            TimeUnit::Microsecond,
+        ),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => (
+            a.as_primitive::<TimestampNanosecondType>().values(),
+            TimeUnit::Nanosecond,
+        ),
+        _ => return None,
+    })
+}
+
+/// Which rows of a morsel are still in: all, or these (sorted, unique).
+#[derive(Clone, Debug, PartialEq)]
+enum Sel {
+    All,
+    Rows(Vec<u32>),
+}
+
+impl Sel {
+    fn is_empty(&self) -> bool {
+        matches!(self, Sel::Rows(r) if r.is_empty())
+    }
+    /// Rows of `self` that are also in `rows` (sorted).
+    fn and(&self, rows: Vec<u32>) -> Sel {
+        match self {
+            Sel::All => Sel::Rows(rows),
+            Sel::Rows(mine) => Sel::Rows(intersect(mine, &rows)),
+        }
+    }
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x <= y => {
+                i += 1;
+                if x == y {
+                    j += 1;
+                }
+                *x
+            }
+            (_, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (None, None) => break,
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// Rows in `0..n` not in `rows` (sorted).
+fn complement(rows: &[u32], n: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(n.saturating_sub(rows.len()));
+    let mut k = 0;
+    for r in 0..n as u32 {
+        if rows.get(k) == Some(&r) {
+            k += 1;
+        } else {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// A term predicate answered from a shared scanner's hits.
+#[derive(Clone, Debug)]
+struct SharedTerm {
+    slot: usize,
+    keys: Vec<u32>,
+    all: bool,
+}
+
+/// A conjunct that runs on the raw batch.
+#[derive(Clone, Debug)]
+enum Raw {
+    /// A string predicate with constant needles.
+    Str {
+        column: usize,
+        matcher: Matcher,
+        shared: Option<SharedTerm>,
+    },
+    /// `low <= column <= high` on a timestamp column (ticks, inclusive; None = open).
+    Time {
+        column: usize,
+        low: Option<i64>,
+        high: Option<i64>,
+    },
+    /// A disjunction of string predicates.
+    Any(Vec<Raw>),
+}
+
+impl Raw {
+    /// The conjunct as a raw predicate, if it is one.
+    fn compile(e: &BExpr, schema: &Schema) -> Option<Raw> {
+        if let Some((column, low, high)) = time_range(e, schema) {
+            return Some(Raw::Time { column, low, high });
+        }
+        if let BKind::Binary(BinOp::Or, l, r) = &e.kind {
+            let mut parts = Vec::new();
+            for side in [l, r] {
+                match Raw::compile(side, schema)? {
+                    Raw::Any(more) => parts.extend(more),
+                    s @ Raw::Str { .. } => parts.push(s),
+                    Raw::Time { .. } => return None,
+                }
+            }
+            return Some(Raw::Any(parts));
+        }
+        match matcher_for(e) {
+            Some((
+                BExpr {
+                    kind: BKind::Column(i),
+                    ..
+                },
+                matcher,
+            )) if schema[*i].1 == KqlType::String => Some(Raw::Str {
+                column: *i,
+                matcher,
+                shared: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Evaluation order, cheapest and most selective first: shared term hits, term
+    /// buffer scans, time ranges, disjunctions, other string tests (row by row).
+    fn cost(&self) -> u8 {
+        match self {
+            Raw::Str {
+                shared: Some(_), ..
+            } => 0,
+            Raw::Str { matcher, .. } if matcher.term_needles().is_some() => 1,
+            Raw::Time { .. } => 2,
+            Raw::Any(_) => 3,
+            Raw::Str { .. } => 4,
+        }
+    }
+
+    /// The rows of `sel` that satisfy the predicate; None when it cannot run on this
+    /// batch's layout (a time range on a non-timestamp column: the converted filter
+    /// decides instead).
+    fn select(&self, batch: &RecordBatch, sel: &Sel, hits: &[Hits]) -> Result<Option<Sel>> {
+        let n = batch.num_rows();
+        Ok(Some(match self {
+            Raw::Str {
+                matcher,
+                shared: Some(st),
+                ..
+            } if st.slot < hits.len() => {
+                let rows = hits[st.slot].rows(&st.keys, st.all);
+                sel.and(if matcher.negated {
+                    complement(&rows, n)
+                } else {
+                    rows
+                })
+            }
+            Raw::Str {
+                column, matcher, ..
+            } => {
+                let a = batch.column(*column).as_ref();
+                match sel {
+                    Sel::Rows(rows) if rows.len() * 8 < n => {
+                        if let Some(kept) = rows_where(a, rows, |s| matcher.matches(s)) {
+                            return Ok(Some(Sel::Rows(kept)));
+                        }
+                        sel.and(mask_rows(&matcher.eval_array(a)?))
+                    }
+                    _ => sel.and(mask_rows(&matcher.eval_array(a)?)),
+                }
+            }
+            Raw::Time { column, low, high } => {
+                let a = batch.column(*column).as_ref();
+                let Some((values, unit)) = timestamp_values(a) else {
+                    return Ok(None);
+                };
+                let (lo, hi) = unit_bounds(unit, *low, *high);
+                let nulls = a.logical_nulls();
+                let keep = |r: usize| {
+                    let v = values[r];
+                    v >= lo && v <= hi && nulls.as_ref().is_none_or(|m| m.is_valid(r))
+                };
+                match sel {
+                    Sel::All => Sel::Rows((0..n as u32).filter(|&r| keep(r as usize)).collect()),
+                    Sel::Rows(rows) => {
+                        Sel::Rows(rows.iter().copied().filter(|&r| keep(r as usize)).collect())
+                    }
+                }
+            }
+            Raw::Any(parts) => {
+                let mut acc: Vec<u32> = Vec::new();
+                for p in parts {
+                    match p.select(batch, sel, hits)? {
+                        Some(Sel::Rows(r)) => acc = union(&acc, &r),
+                        Some(Sel::All) | None => return Ok(Some(sel.clone())),
+                    }
+                }
+                Sel::Rows(acc)
+            }
+        }))
+    }
+}
+
+/// Set rows of a mask (never null).
+fn mask_rows(m: &arrow::array::BooleanArray) -> Vec<u32> {
+    m.values().set_indices().map(|i| i as u32).collect()
+}
+
+/// `rows` whose string (null as "") passes `f`, for plain string layouts; None for others.
+fn rows_where(a: &dyn Array, rows: &[u32], f: impl Fn(&str) -> bool) -> Option<Vec<u32>> {
+    fn go<'a>(
+        rows: &[u32],
+        is_null: impl Fn(usize) -> bool,
+        value: impl Fn(usize) -> &'a str,
+        f: impl Fn(&str) -> bool,
+    ) -> Vec<u32> {
+        rows.iter()
+            .copied()
+            .filter(|&r| {
+                let r = r as usize;
+                f(if is_null(r) { "" } else { value(r) })
+            })
+            .collect()
+    }
+    Some(match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            go(rows, |r| s.is_null(r), |r| s.value(r), f)
+        }
+        DataType::LargeUtf8 => {
+            let s = a.as_string::<i64>();
+            go(rows, |r| s.is_null(r), |r| s.value(r), f)
+        }
+        DataType::Utf8View => {
+            let s = a.as_string_view();
+            go(rows, |r| s.is_null(r), |r| s.value(r), f)
+        }
+        _ => return None,
+    })
+}
+
+/// The filter split into raw predicates (in evaluation order) and the rest.
+#[derive(Clone)]
 pub struct FusedFilter {
-    raw: Vec<RawPredicate>,
+    raw: Vec<Raw>,
     rest: Vec<BExpr>,
     needed: Vec<bool>,
     schema: Schema,
@@ -218,26 +479,18 @@ impl FusedFilter {
         let mut raw = Vec::new();
         let mut rest = Vec::new();
         for c in parts {
-            if let Some((column, low, high)) = time_range(c, schema) {
-                raw.insert(0, RawPredicate::Time { column, low, high });
-                // Kept in `rest` too: a non-timestamp input column is filtered there.
-                rest.push(c.clone());
-                continue;
-            }
-            match matcher_for(c) {
-                Some((
-                    BExpr {
-                        kind: BKind::Column(i),
-                        ..
-                    },
-                    matcher,
-                )) if schema[*i].1 == KqlType::String => raw.push(RawPredicate::Str {
-                    column: *i,
-                    matcher,
-                }),
-                _ => rest.push(c.clone()),
+            match Raw::compile(c, schema) {
+                Some(r) => {
+                    if matches!(r, Raw::Time { .. }) {
+                        // Kept in `rest` too: a non-timestamp input column is filtered there.
+                        rest.push(c.clone());
+                    }
+                    raw.push(r);
+                }
+                None => rest.push(c.clone()),
             }
         }
+        raw.sort_by_key(Raw::cost);
         FusedFilter {
             raw,
             rest,
@@ -246,34 +499,29 @@ impl FusedFilter {
         }
     }
 
-    /// One batch: raw predicates, then conversion of the survivors, then the rest.
-    fn run(&self, batch: &RecordBatch) -> Result<Option<Chunk>> {
-        let mut mask: Option<BooleanArray> = None;
+    /// One batch: raw predicates on a shrinking selection, then conversion of the
+    /// survivors, then the rest. `hits` are the shared scanners' hits for this batch.
+    fn run(&self, batch: &RecordBatch, hits: &[Hits]) -> Result<Option<Chunk>> {
+        let n = batch.num_rows();
+        let mut sel = Sel::All;
         let mut time_done = Vec::new();
         for p in &self.raw {
-            let m = match p {
-                RawPredicate::Str { column, matcher } => {
-                    matcher.eval_array(batch.column(*column).as_ref())?
-                }
-                RawPredicate::Time { column, low, high } => {
-                    match raw_time_mask(batch.column(*column).as_ref(), *low, *high) {
-                        Some(m) => {
-                            time_done.push(*column);
-                            m
-                        }
-                        None => continue,
-                    }
-                }
+            let Some(next) = p.select(batch, &sel, hits)? else {
+                continue;
             };
-            mask = Some(match mask {
-                None => m,
-                Some(prev) => and(&prev, &m)?,
-            });
-            if mask.as_ref().is_some_and(|m| m.true_count() == 0) {
+            if let Raw::Time { column, .. } = p {
+                time_done.push(*column);
+            }
+            sel = next;
+            if sel.is_empty() {
                 return Ok(None);
             }
         }
-        let len = mask.as_ref().map_or(batch.num_rows(), |m| m.true_count());
+        let rows = match sel {
+            Sel::Rows(r) if r.len() < n => Some(UInt32Array::from(r)),
+            _ => None,
+        };
+        let len = rows.as_ref().map_or(n, |r| r.len());
         let columns = batch
             .columns()
             .iter()
@@ -283,9 +531,9 @@ impl FusedFilter {
                 if !self.needed[i] {
                     return Ok(Column::Pruned(ty, len));
                 }
-                let a: ArrayRef = match &mask {
-                    Some(m) if len != a.len() => filter(a.as_ref(), m)?,
-                    _ => a.clone(),
+                let a: ArrayRef = match &rows {
+                    Some(r) => take(a.as_ref(), r, None)?,
+                    None => a.clone(),
                 };
                 column_from_arrow(&a, ty).map_err(|e| {
                     Error::data(format!("column '{}': {}", self.schema[i].0, e.message))
@@ -311,7 +559,7 @@ impl FusedFilter {
     /// The tightest time window a raw time predicate imposes, for row-group pruning.
     pub fn time_window(&self) -> Option<crate::table::TimeRange> {
         self.raw.iter().find_map(|p| match p {
-            RawPredicate::Time { column, low, high } => Some(crate::table::TimeRange {
+            Raw::Time { column, low, high } => Some(crate::table::TimeRange {
                 column: *column,
                 low: low.unwrap_or(i64::MIN),
                 high: high.unwrap_or(i64::MAX),
@@ -320,22 +568,46 @@ impl FusedFilter {
         })
     }
 
+    /// The columns this filter reads or passes on.
+    pub fn needed(&self) -> &[bool] {
+        &self.needed
+    }
+
     /// For `explain()`.
     pub fn describe(&self) -> String {
         self.raw
             .iter()
-            .map(|p| match p {
-                RawPredicate::Str { column, matcher } => format!(
-                    "{} on raw {}",
-                    describe_matcher(matcher),
-                    self.schema[*column].0
-                ),
-                RawPredicate::Time { column, .. } => {
-                    format!("time range on raw {}", self.schema[*column].0)
-                }
-            })
+            .map(|p| describe_raw(p, &self.schema))
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; then ")
+    }
+}
+
+fn describe_raw(p: &Raw, schema: &Schema) -> String {
+    match p {
+        Raw::Str {
+            column,
+            matcher,
+            shared,
+        } => format!(
+            "{} on raw {}{}",
+            describe_matcher(matcher),
+            schema[*column].0,
+            if shared.is_some() {
+                " (hits from the table's shared scan)"
+            } else {
+                ""
+            }
+        ),
+        Raw::Time { column, .. } => format!("time range on raw {}", schema[*column].0),
+        Raw::Any(parts) => format!(
+            "any of ({})",
+            parts
+                .iter()
+                .map(|p| describe_raw(p, schema))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ),
     }
 }
 
@@ -352,7 +624,7 @@ fn describe_matcher(m: &Matcher) -> String {
                 (TermMatch::Suffix, _) => "hassuffix",
             };
             format!(
-                "{neg}{op} {needles:?}{ci} [Aho-Corasick buffer scan, or dictionary values once]"
+                "{neg}{op} {needles:?}{ci} [term scan of the buffer, or dictionary values once]"
             )
         }
         Kind::In(set) => format!("{neg}in ({} values){ci} [hash set]", set.len()),
@@ -361,32 +633,200 @@ fn describe_matcher(m: &Matcher) -> String {
     }
 }
 
-/// Runs the fused filter over a batch stream on `threads` threads, keeping batch order.
+/// A column and whether its term needles are case-sensitive.
+type ColumnMode = (usize, bool);
+
+/// The filters of many queries over one table, run in one pass: per column, one
+/// scanner holds the needles of every filter that starts with a term predicate there.
+pub struct SharedScan {
+    scanners: Vec<(usize, TermScanner)>,
+    members: Vec<FusedFilter>,
+}
+
+impl SharedScan {
+    pub fn new(mut members: Vec<FusedFilter>) -> SharedScan {
+        // How many filters could start on each (column, case mode).
+        let term_columns = |f: &FusedFilter| -> Vec<(usize, bool)> {
+            let mut v: Vec<(usize, bool)> = f
+                .raw
+                .iter()
+                .filter_map(|p| match p {
+                    Raw::Str {
+                        column, matcher, ..
+                    } if !matcher.negated && matcher.term_needles().is_some() => {
+                        Some((*column, matcher.cs))
+                    }
+                    _ => None,
+                })
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let mut popularity: HashMap<(usize, bool), usize> = HashMap::new();
+        for f in &members {
+            for c in term_columns(f) {
+                *popularity.entry(c).or_default() += 1;
+            }
+        }
+        // Per shared scanner: (column, case-sensitive) and its needles.
+        let mut slots: Vec<(ColumnMode, Vec<(String, TermMatch)>)> = Vec::new();
+        for f in &mut members {
+            // Start where most filters start: their needles share that column's pass.
+            let best = f
+                .raw
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| match p {
+                    Raw::Str {
+                        column, matcher, ..
+                    } if !matcher.negated && matcher.term_needles().is_some() => {
+                        Some((popularity[&(*column, matcher.cs)], std::cmp::Reverse(i)))
+                    }
+                    _ => None,
+                })
+                .max()
+                .map(|(_, std::cmp::Reverse(i))| i);
+            let Some(i) = best else { continue };
+            let mut p = f.raw.remove(i);
+            if let Raw::Str {
+                column,
+                matcher,
+                shared,
+            } = &mut p
+            {
+                let (needles, mode, all) = matcher.term_needles().expect("a term predicate");
+                let slot = match slots.iter().position(|(k, _)| *k == (*column, matcher.cs)) {
+                    Some(s) => s,
+                    None => {
+                        slots.push(((*column, matcher.cs), Vec::new()));
+                        slots.len() - 1
+                    }
+                };
+                let list = &mut slots[slot].1;
+                let first = list.len() as u32;
+                list.extend(needles.iter().map(|n| (n.clone(), mode)));
+                *shared = Some(SharedTerm {
+                    slot,
+                    keys: (first..list.len() as u32).collect(),
+                    all,
+                });
+            }
+            f.raw.insert(0, p);
+        }
+        let scanners: Vec<Option<TermScanner>> = slots
+            .iter()
+            .map(|((_, cs), needles)| TermScanner::new(needles, *cs))
+            .collect();
+        if scanners.iter().any(Option::is_none) {
+            // Cannot happen (term needles are non-empty); fall back to separate scans.
+            for f in &mut members {
+                for p in &mut f.raw {
+                    if let Raw::Str { shared, .. } = p {
+                        *shared = None;
+                    }
+                }
+                f.raw.sort_by_key(Raw::cost);
+            }
+            return SharedScan {
+                scanners: Vec::new(),
+                members,
+            };
+        }
+        SharedScan {
+            scanners: slots
+                .iter()
+                .zip(scanners)
+                .filter_map(|(((column, _), _), s)| Some((*column, s?)))
+                .collect(),
+            members,
+        }
+    }
+
+    pub fn members(&self) -> &[FusedFilter] {
+        &self.members
+    }
+
+    /// One batch for every member: the shared scans, then each member's filter.
+    fn run(&self, batch: &RecordBatch) -> Result<Vec<Result<Option<Chunk>>>> {
+        let hits = self
+            .scanners
+            .iter()
+            .map(|(column, sc)| sc.scan(batch.column(*column).as_ref()))
+            .collect::<Result<Vec<Hits>>>()?;
+        Ok(self.members.iter().map(|m| m.run(batch, &hits)).collect())
+    }
+}
+
+/// Runs one fused filter over a batch stream on `threads` threads, keeping batch order.
 pub fn run_fused<'a>(
     stream: BatchStream<'a>,
     filter: FusedFilter,
     threads: usize,
 ) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
     let filter = Arc::new(filter);
+    let per_morsel = move |b: &RecordBatch| filter.run(b, &[]);
+    Box::new(in_order(stream, threads, per_morsel).filter_map(|r| r.transpose()))
+}
+
+/// Runs a shared scan over a batch stream; per member, its surviving chunks in order
+/// (or its first error).
+pub fn run_shared(
+    stream: BatchStream<'_>,
+    scan: SharedScan,
+    threads: usize,
+) -> Vec<Result<Vec<Chunk>>> {
+    let n = scan.members.len();
+    let scan = Arc::new(scan);
+    let per_morsel = move |b: &RecordBatch| scan.run(b);
+    let mut out: Vec<Result<Vec<Chunk>>> = (0..n).map(|_| Ok(Vec::new())).collect();
+    for morsel in in_order(stream, threads, per_morsel) {
+        match morsel {
+            Err(e) => {
+                for o in out.iter_mut().filter(|o| o.is_ok()) {
+                    *o = Err(e.clone());
+                }
+            }
+            Ok(results) => {
+                for (o, r) in out.iter_mut().zip(results) {
+                    match (o.as_mut(), r) {
+                        (Ok(chunks), Ok(Some(c))) => chunks.push(c),
+                        (Ok(_), Err(e)) => *o = Err(e),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `f` over the stream's morsels, `threads` at a time, results in stream order; a
+/// stream error comes after the results of the batches before it, and ends the stream.
+fn in_order<'a, T: Send + 'a>(
+    stream: BatchStream<'a>,
+    threads: usize,
+    f: impl Fn(&RecordBatch) -> Result<T> + Send + Sync + 'a,
+) -> impl Iterator<Item = Result<T>> + Send + 'a {
     let threads = threads.max(1);
     let mut stream = stream.flat_map(split_batch);
-    let mut pending: std::collections::VecDeque<Result<Chunk>> = std::collections::VecDeque::new();
+    let mut pending: std::collections::VecDeque<Result<T>> = std::collections::VecDeque::new();
     let mut done = false;
-    Box::new(std::iter::from_fn(move || loop {
+    std::iter::from_fn(move || loop {
         if let Some(r) = pending.pop_front() {
             return Some(r);
         }
         if done {
             return None;
         }
-        // Pull a round of morsels and process them in parallel.
         let mut round: Vec<RecordBatch> = Vec::new();
+        let mut failed = None;
         for _ in 0..threads * 4 {
             match stream.next() {
                 Some(Ok(b)) => round.push(b),
                 Some(Err(e)) => {
+                    failed = Some(e);
                     done = true;
-                    pending.push_back(Err(e));
                     break;
                 }
                 None => {
@@ -395,15 +835,11 @@ pub fn run_fused<'a>(
                 }
             }
         }
-        let results = process_round(&round, &filter, threads);
-        let err_at = pending.len();
-        let mut out: std::collections::VecDeque<Result<Chunk>> =
-            results.into_iter().filter_map(|r| r.transpose()).collect();
-        // An error from the stream comes after the results of the batches before it.
-        let tail: Vec<_> = pending.drain(..err_at).collect();
-        out.extend(tail);
-        pending = out;
-    }))
+        pending.extend(process_round(&round, &f, threads));
+        if let Some(e) = failed {
+            pending.push_back(Err(e));
+        }
+    })
 }
 
 fn split_batch(b: Result<RecordBatch>) -> Vec<Result<RecordBatch>> {
@@ -416,17 +852,17 @@ fn split_batch(b: Result<RecordBatch>) -> Vec<Result<RecordBatch>> {
     }
 }
 
-fn process_round(
+fn process_round<T: Send>(
     round: &[RecordBatch],
-    filter: &FusedFilter,
+    f: &(impl Fn(&RecordBatch) -> Result<T> + Sync),
     threads: usize,
-) -> Vec<Result<Option<Chunk>>> {
+) -> Vec<Result<T>> {
     if threads == 1 || round.len() <= 1 {
-        return round.iter().map(|b| filter.run(b)).collect();
+        return round.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<Result<Option<Chunk>>>> = (0..round.len()).map(|_| None).collect();
-    let results: Vec<Vec<(usize, Result<Option<Chunk>>)>> = std::thread::scope(|s| {
+    let mut slots: Vec<Option<Result<T>>> = (0..round.len()).map(|_| None).collect();
+    let results: Vec<Vec<(usize, Result<T>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.min(round.len()))
             .map(|_| {
                 s.spawn(|| {
@@ -436,7 +872,7 @@ fn process_round(
                         if i >= round.len() {
                             break;
                         }
-                        mine.push((i, filter.run(&round[i])));
+                        mine.push((i, f(&round[i])));
                     }
                     mine
                 })
@@ -459,8 +895,10 @@ fn process_round(
             slots[i] = Some(r);
         }
     }
-    let mut out: Vec<Result<Option<Chunk>>> =
-        slots.into_iter().map(|s| s.unwrap_or(Ok(None))).collect();
+    let mut out: Vec<Result<T>> = slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(Error::internal("a morsel was not processed"))))
+        .collect();
     out.extend(errors);
     out
 }

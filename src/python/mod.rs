@@ -140,31 +140,82 @@ fn parse(py: Python<'_>, kql: &str) -> PyResult<PyQuery> {
         .map_err(|e| to_pyerr(py, e))
 }
 
-/// Runs KQL over tables; returns (arrow table, [kql type names]).
-#[pyfunction]
-#[pyo3(signature = (kql, tables=None, now=None))]
-fn query(
-    py: Python<'_>,
-    kql: &str,
-    tables: Option<HashMap<String, Bound<'_, PyAny>>>,
-    now: Option<&str>,
-) -> PyResult<(PyTable, Vec<String>)> {
-    let catalog = catalog_from(py, tables)?;
-    let now = parse_now(now)?;
-    let kql = kql.to_string();
-    let result: Result<(QueryResult, arrow::record_batch::RecordBatch), Error> =
-        py.detach(move || {
-            let r = Query::parse(&kql)?.run(&catalog, now)?;
-            let batch = r.to_record_batch()?;
-            Ok((r, batch))
-        });
-    let (r, batch) = result.map_err(|e| to_pyerr(py, e))?;
+fn threads_or_default(threads: Option<usize>) -> PyResult<usize> {
+    match threads {
+        Some(0) => Err(pyo3::exceptions::PyValueError::new_err(
+            "threads must be a positive integer",
+        )),
+        Some(n) => Ok(n),
+        None => Ok(crate::exec::default_threads()),
+    }
+}
+
+fn to_py_result(r: QueryResult) -> PyResult<(PyTable, Vec<String>)> {
+    let batch = r.to_record_batch().map_err(|e| {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("result conversion: {}", e.message))
+    })?;
     let schema = batch.schema();
     let table = PyTable::try_new(vec![batch], schema)?;
     Ok((
         table,
         r.types.iter().map(|t| t.name().to_string()).collect(),
     ))
+}
+
+/// Runs KQL over tables; returns (arrow table, [kql type names]). `threads`: scan
+/// threads (default: `RMMHUNT_THREADS`, else every core).
+#[pyfunction]
+#[pyo3(signature = (kql, tables=None, now=None, threads=None))]
+fn query(
+    py: Python<'_>,
+    kql: &str,
+    tables: Option<HashMap<String, Bound<'_, PyAny>>>,
+    now: Option<&str>,
+    threads: Option<usize>,
+) -> PyResult<(PyTable, Vec<String>)> {
+    let catalog = catalog_from(py, tables)?;
+    let now = parse_now(now)?;
+    let threads = threads_or_default(threads)?;
+    let kql = kql.to_string();
+    let result: Result<QueryResult, Error> =
+        py.detach(move || Query::parse(&kql)?.run_with_threads(&catalog, now, threads));
+    to_py_result(result.map_err(|e| to_pyerr(py, e))?)
+}
+
+/// Runs many queries over the same tables in one pass over each table. Returns, per
+/// query, (arrow table, [kql type names]) or the exception it raised (not raised here).
+#[pyfunction]
+#[pyo3(signature = (kqls, tables=None, now=None, threads=None))]
+fn query_many(
+    py: Python<'_>,
+    kqls: Vec<String>,
+    tables: Option<HashMap<String, Bound<'_, PyAny>>>,
+    now: Option<&str>,
+    threads: Option<usize>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let catalog = catalog_from(py, tables)?;
+    let now = parse_now(now)?;
+    let threads = threads_or_default(threads)?;
+    let results: Vec<Result<QueryResult, Error>> = py.detach(move || {
+        let parsed: Vec<Result<Query, Error>> = kqls.iter().map(|k| Query::parse(k)).collect();
+        let ok: Vec<&Query> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut ran = Query::run_many(&ok, &catalog, now, threads).into_iter();
+        parsed
+            .into_iter()
+            .map(|p| {
+                p?;
+                ran.next()
+                    .unwrap_or_else(|| Err(Error::internal("a query produced no result")))
+            })
+            .collect()
+    });
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(r) => Ok(to_py_result(r)?.into_pyobject(py)?.into_any().unbind()),
+            Err(e) => Ok(to_pyerr(py, e).into_value(py).into_any()),
+        })
+        .collect()
 }
 
 /// A KQL string literal whose value is exactly `s` (safe for any text).
@@ -177,6 +228,7 @@ fn kql_string(s: &str) -> String {
 fn _rmmhunt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse, m)?)?;
     m.add_function(wrap_pyfunction!(query, m)?)?;
+    m.add_function(wrap_pyfunction!(query_many, m)?)?;
     m.add_function(wrap_pyfunction!(kql_string, m)?)?;
     m.add_class::<PyQuery>()?;
     m.add_class::<source::PyFileTable>()?;

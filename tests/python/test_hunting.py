@@ -226,14 +226,16 @@ def test_missing_columns_listed(data):
 
 
 def test_unsupported_rule_is_skipped_not_hidden(data, monkeypatch):
-    real = rules_mod.Rule.hunt
+    import rmmhunt.rules.hunt as hunt_mod
 
-    def fake(self, tables, **kw):
-        if self.id == ANYDESK_NET:
+    real = hunt_mod.plan_hunt
+
+    def fake(rule, tables, **kw):
+        if rule.id == ANYDESK_NET:
             raise UnsupportedError("unsupported: something\n  --> line 1")
-        return real(self, tables, **kw)
+        return real(rule, tables, **kw)
 
-    monkeypatch.setattr(rules_mod.Rule, "hunt", fake)
+    monkeypatch.setattr(hunt_mod, "plan_hunt", fake)
     f = hunt(data, rules=SELECTION, now=NOW)
     assert [r["rule_id"] for r in f.to_pylist()] == [ANYDESK_PROC, FOUNDING]
     assert [(s.rule_id, s.reason) for s in f.skipped] == [

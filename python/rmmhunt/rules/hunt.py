@@ -44,7 +44,7 @@ from .model import WINDOW_LET, Rule, Scenario, format_kql_timespan, parse_durati
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["HuntResult", "ScenarioSuppression", "SuppressionReport", "hunt"]
+__all__ = ["HuntPlan", "HuntResult", "ScenarioSuppression", "SuppressionReport", "hunt", "plan_hunt"]
 
 #: A mapping of table name -> data, or the data of the rule's one table.
 TablesArg = Mapping[str, Any] | Any
@@ -225,16 +225,18 @@ def _now(now: datetime | str | None) -> datetime:
     return parsed.astimezone(_UTC)
 
 
-def _count(
-    engine: Any,
-    query: Any,
-    predicate: str,
-    tables: Mapping[str, Any],
-    now: datetime,
-    device_column: str,
-    label: str,
-) -> ScenarioSuppression:
-    """Events (before the last summarize) that match ``predicate``, and their devices."""
+@dataclass(frozen=True)
+class _Count:
+    """One counting query of a hunt: events (before the last summarize) matching a scenario
+    predicate, and their devices. ``aggregated``: the query ends in a summarize that gained
+    the count columns; else it returns the matching rows themselves."""
+
+    label: str
+    kql: str
+    aggregated: bool
+
+
+def _count_query(query: Any, predicate: str, device_column: str, label: str) -> _Count:
     from rmmhunt import errors as engine_errors
 
     no_summarize: tuple[type[BaseException], ...] = tuple(
@@ -251,23 +253,75 @@ def _count(
             [(_EVENTS, "count()"), (_DEVICES, f"make_set({kql_ident(device_column)})")]
         )
     except no_summarize:
-        counting = None  # no summarize: count the matching rows themselves
+        return _Count(label, str(filtered), False)  # no summarize: count the rows themselves
+    return _Count(label, str(counting), True)
+
+
+def _counted(count: _Count, result: Any, device_column: str) -> ScenarioSuppression:
     events = 0
     devices: set[str] = set()
-    if counting is not None:
-        for row in engine.query(str(counting), tables, now=now).to_pylist():
+    for row in result.to_pylist():
+        if count.aggregated:
             events += int(row[_EVENTS])
             devices.update(_device_ids(row[_DEVICES]))
-    else:
-        for row in engine.query(str(filtered), tables, now=now).to_pylist():
+        else:
             events += 1
             if row.get(device_column) is not None:
                 devices.add(str(row[device_column]))
     ids = tuple(sorted(devices))
-    return ScenarioSuppression(label, events, len(ids), ids)
+    return ScenarioSuppression(count.label, events, len(ids), ids)
 
 
-def hunt(
+@dataclass(frozen=True)
+class HuntPlan:
+    """The queries one :meth:`Rule.hunt` runs (``queries``: the rule's own, then one count per
+    active scenario and one for all of them), all over ``tables`` with ``now`` frozen, and how
+    their results become a :class:`HuntResult` (:meth:`finish`). Plans of many rules can run
+    together, in one pass over each table (``rmmhunt.query_many``)."""
+
+    rule: Rule
+    tables: Mapping[str, Any]
+    now: datetime
+    lookback: timedelta | None
+    mode: str
+    kql: str
+    counts: tuple[_Count, ...] = ()
+    device_column: str = "DeviceId"
+    scenario_columns: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def queries(self) -> list[str]:
+        return [self.kql, *(c.kql for c in self.counts)]
+
+    def finish(self, results: Sequence[Any]) -> HuntResult:
+        """The :class:`HuntResult` from the results of :attr:`queries`, in order."""
+        if len(results) != len(self.queries):
+            raise ValueError(f"expected {len(self.queries)} results, got {len(results)}")
+        counted = [
+            _counted(c, r, self.device_column) for c, r in zip(self.counts, results[1:], strict=True)
+        ]
+        report = SuppressionReport(self.mode, (), None)
+        if counted:
+            per_scenario = tuple(
+                ScenarioSuppression(
+                    c.scenario, c.events, c.devices, c.device_ids, self.scenario_columns.get(c.scenario)
+                )
+                for c in counted[:-1]
+            )
+            report = SuppressionReport(self.mode, per_scenario, counted[-1])
+        return HuntResult(
+            self.rule,
+            results[0],
+            report,
+            self.mode,
+            self.now,
+            self.lookback,
+            self.kql,
+            dict(self.scenario_columns),
+        )
+
+
+def plan_hunt(
     rule: Rule,
     tables: TablesArg,
     *,
@@ -276,9 +330,8 @@ def hunt(
     exclusions: Literal["apply", "annotate", "off"] = "apply",
     scenarios: Sequence[str | Scenario] | None = None,
     field_map: FieldMap | Mapping[str, str] | None = None,
-) -> HuntResult:
-    """:meth:`Rule.hunt`. ``tables``: table name -> pyarrow Table, pandas or polars DataFrame,
-    or any object with ``__arrow_c_stream__``; a single such object is the rule's table."""
+) -> HuntPlan:
+    """The :class:`HuntPlan` of :meth:`Rule.hunt` (same arguments): what it would run."""
     if exclusions not in ("apply", "annotate", "off"):
         raise ValueError(f"exclusions must be 'apply', 'annotate' or 'off', not {exclusions!r}")
     if not isinstance(tables, Mapping):
@@ -305,16 +358,7 @@ def hunt(
 
     active = active_scenarios(rule, scenarios) if exclusions != "off" else ()
     if not active:
-        result = engine.query(str(query), tables, now=frozen_now)
-        return HuntResult(
-            rule,
-            result,
-            SuppressionReport(exclusions, (), None),
-            exclusions,
-            frozen_now,
-            window,
-            str(query),
-        )
+        return HuntPlan(rule, tables, frozen_now, window, exclusions, str(query))
 
     fm = resolve_field_map(rule, field_map)
     table = fm.table
@@ -337,17 +381,36 @@ def hunt(
         taken = {c.casefold() for c in (present or [])}
         columns = {s.name: _annotate_name(s.name, taken, i) for i, (s, _) in enumerate(predicates)}
         run = query.add_aggregates([(columns[s.name], f"countif({p})") for s, p in predicates])
-    result = engine.query(str(run), tables, now=frozen_now)
-
-    per_scenario = []
-    for s, pred in predicates:
-        counted = _count(engine, query, pred, tables, frozen_now, device_column, s.name)
-        per_scenario.append(
-            ScenarioSuppression(
-                s.name, counted.events, counted.devices, counted.device_ids, columns.get(s.name)
-            )
-        )
+    counts = [_count_query(query, pred, device_column, s.name) for s, pred in predicates]
     any_pred = " or ".join(f"({p})" for _, p in predicates)
-    total = _count(engine, query, any_pred, tables, frozen_now, device_column, "(any scenario)")
-    report = SuppressionReport(exclusions, tuple(per_scenario), total)
-    return HuntResult(rule, result, report, exclusions, frozen_now, window, str(run), columns)
+    counts.append(_count_query(query, any_pred, device_column, "(any scenario)"))
+    return HuntPlan(
+        rule, tables, frozen_now, window, exclusions, str(run), tuple(counts), device_column, columns
+    )
+
+
+def hunt(
+    rule: Rule,
+    tables: TablesArg,
+    *,
+    now: datetime | str | None = None,
+    lookback: str | timedelta | None = None,
+    exclusions: Literal["apply", "annotate", "off"] = "apply",
+    scenarios: Sequence[str | Scenario] | None = None,
+    field_map: FieldMap | Mapping[str, str] | None = None,
+) -> HuntResult:
+    """:meth:`Rule.hunt`. ``tables``: table name -> pyarrow Table, pandas or polars DataFrame,
+    or any object with ``__arrow_c_stream__``; a single such object is the rule's table. The
+    rule's query and its counting queries run together, in one pass over each table."""
+    plan = plan_hunt(
+        rule,
+        tables,
+        now=now,
+        lookback=lookback,
+        exclusions=exclusions,
+        scenarios=scenarios,
+        field_map=field_map,
+    )
+    engine = _engine()
+    results = engine.query_many(plan.queries, plan.tables, now=plan.now)
+    return plan.finish(results)

@@ -1,0 +1,59 @@
+"""``rmmhunt.query_many``: many queries in one pass over each table (issue #4) give exactly
+what each gives alone; errors stay with their query; ``threads=`` pins the scan threads."""
+
+from __future__ import annotations
+
+import pytest
+import rmmhunt
+from rmmhunt import sample
+from rmmhunt.rules import pack
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return sample.bundled()
+
+
+def test_every_pack_rule_in_one_pass_equals_alone(tables):
+    now = sample.bundled_now()
+    rules = list(pack())
+    queries = [r.query for r in rules]
+    together = rmmhunt.query_many(queries, tables, now=now, return_exceptions=True)
+    assert len(together) == len(queries)
+    found = 0
+    for rule, got in zip(rules, together, strict=True):
+        try:
+            alone = rmmhunt.query(rule.query, tables, now=now)
+        except rmmhunt.RmmhuntError as exc:
+            assert type(got) is type(exc), rule.name
+            continue
+        assert not isinstance(got, BaseException), (rule.name, got)
+        assert got.columns == alone.columns, rule.name
+        assert got.to_pylist() == alone.to_pylist(), rule.name
+        found += len(got) > 0
+    # The bundled sample plants events for every rule: the comparison is not vacuous.
+    assert found >= len(rules) - 5
+
+
+def test_errors_stay_with_their_query(tables):
+    now = sample.bundled_now()
+    good = "DeviceProcessEvents | where FileName has 'AnyDesk' | count"
+    bad = "DeviceProcessEvents | where NoSuchColumn has 'x' | count"
+    out = rmmhunt.query_many([good, bad, "print 1 +", good], tables, now=now, return_exceptions=True)
+    assert out[0].to_pylist() == out[3].to_pylist() == rmmhunt.query(good, tables, now=now).to_pylist()
+    assert isinstance(out[1], rmmhunt.KqlSemanticError) and "NoSuchColumn" in str(out[1])
+    assert isinstance(out[2], rmmhunt.KqlSyntaxError)
+    with pytest.raises(rmmhunt.KqlSemanticError, match="NoSuchColumn"):
+        rmmhunt.query_many([good, bad], tables, now=now)
+    assert rmmhunt.query_many([], tables) == []
+
+
+def test_threads_option(tables):
+    now = sample.bundled_now()
+    q = next(r.query for r in pack() if "83f7b313" in r.id or "ConnectWise" in r.name)
+    one = rmmhunt.query(q, tables, now=now, threads=1).to_pylist()
+    assert rmmhunt.query(q, tables, now=now, threads=2).to_pylist() == one
+    assert rmmhunt.query_many([q], tables, now=now, threads=2)[0].to_pylist() == one
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            rmmhunt.query("print 1", threads=bad)  # type: ignore[arg-type]
