@@ -61,7 +61,7 @@ fn ref_contains(hay: &str, needle: &str, cs: bool) -> bool {
 fn text() -> impl Strategy<Value = String> {
     let alphabet = vec![
         'a', 'b', 'A', 'B', 'é', 'É', 'ß', 'Σ', 'σ', 'ς', 'İ', 'ı', '_', '-', ' ', '.', '1', '2',
-        '😀', '\u{301}', 'Ж', 'ж', '\t',
+        '😀', '\u{301}', 'Ж', 'ж', '\t', '\u{212A}', 'k', '™',
     ];
     proptest::collection::vec(proptest::sample::select(alphabet), 0..12)
         .prop_map(|v| v.into_iter().collect())
@@ -98,7 +98,9 @@ proptest! {
 
 /// Mostly ASCII rows, the scanner's fast paths, with a non-ASCII row now and then.
 fn mostly_ascii() -> impl Strategy<Value = String> {
-    let alphabet = vec!['a', 'b', 'A', 'B', '_', '-', ' ', '.', '1', 'c'];
+    let alphabet = vec![
+        'a', 'b', 'A', 'B', '_', '-', ' ', '.', '1', 'c', 'é', '™', 'k', '\u{212A}',
+    ];
     prop_oneof![
         4 => proptest::collection::vec(proptest::sample::select(alphabet), 0..16)
             .prop_map(|v| v.into_iter().collect()),

@@ -6,8 +6,10 @@
 //!
 //! How the pass goes, a block of whole rows (about 64 KiB) at a time:
 //!
-//! * rows holding a non-ASCII byte are decided by the exact rule (`terms::fold` +
-//!   `terms::has_term`), after an automaton over the folded row proposes candidates;
+//! * ASCII needles are found on the bytes of every row (see `scan_buffer` for why that
+//!   is exact for non-ASCII rows too); non-ASCII needles, and rows holding KELVIN SIGN,
+//!   are decided by the exact rule (`terms::fold` + `terms::has_term`) after an
+//!   automaton over the folded row proposes candidates;
 //! * for ASCII rows, with few needles, each needle's two rarest bytes are compared at
 //!   every position, 32 (AVX2) or 16 (SSE2) positions per step, case-insensitively by
 //!   setting bit 5, on the buffer in place; candidates are verified byte by byte;
@@ -163,7 +165,7 @@ impl TermScanner {
                 let v = a.as_string_view();
                 for i in 0..v.len() {
                     if !v.is_null(i) {
-                        self.exact_row(v.value(i), i as u32, &mut pairs);
+                        self.exact_row(v.value(i), i as u32, 0, &mut pairs);
                     }
                 }
             }
@@ -196,8 +198,8 @@ impl TermScanner {
     }
 
     /// The exact rule on one row: the automaton over the (folded) row proposes texts,
-    /// `terms::has_term` decides each key.
-    fn exact_row(&self, s: &str, row: u32, out: &mut Vec<(u32, u32)>) {
+    /// `terms::has_term` decides each key. `from`: only texts from this index on.
+    fn exact_row(&self, s: &str, row: u32, from: usize, out: &mut Vec<(u32, u32)>) {
         let hay = if self.cs {
             std::borrow::Cow::Borrowed(s)
         } else {
@@ -207,7 +209,7 @@ impl TermScanner {
         let mut seen = Vec::new();
         for m in self.ac.find_overlapping_iter(hay.as_bytes()) {
             let t = m.pattern().as_usize();
-            if seen.contains(&t) {
+            if t < from || seen.contains(&t) {
                 continue;
             }
             seen.push(t);
@@ -220,18 +222,31 @@ impl TermScanner {
         out[start..].sort_unstable();
     }
 
+    /// The buffer pass. ASCII needles are found on the bytes, in every row: an ASCII
+    /// needle can only match ASCII characters, and case mapping sends every non-ASCII
+    /// character to a non-ASCII one (but KELVIN SIGN, to `k`: rows holding it take the
+    /// exact path) without changing whether it is a term character, so ASCII case
+    /// folding plus a decoded neighbour at each edge is the exact rule (both facts are
+    /// checked over all of Unicode in the tests). Non-ASCII needles can only match rows
+    /// with non-ASCII bytes; those rows take the exact path for them.
     fn scan_buffer<O: OffsetSizeTrait>(
         &self,
         a: &GenericStringArray<O>,
         out: &mut Vec<(u32, u32)>,
     ) {
+        const KELVIN: &[u8] = "\u{212A}".as_bytes();
         let n = a.len();
         let offsets = a.value_offsets();
         let data = a.value_data();
         let nulls = a.logical_nulls();
+        let has_non_ascii_texts = self.ascii_texts < self.texts.len();
+        let kelvin = memchr::memmem::Finder::new(KELVIN);
         let mut lower: Vec<u8> = Vec::new();
         let mut rel: Vec<usize> = Vec::new();
-        let mut exact_rows: Vec<usize> = Vec::new();
+        // Rows decided by the exact rule for every text, and rows needing it for the
+        // non-ASCII texts only.
+        let mut exact_all: Vec<usize> = Vec::new();
+        let mut exact_some: Vec<usize> = Vec::new();
         let mut found: Vec<(u32, u32)> = Vec::new();
         let mut r0 = 0;
         while r0 < n {
@@ -244,11 +259,25 @@ impl TermScanner {
             rel.clear();
             rel.extend(offsets[r0..=r1].iter().map(|o| o.as_usize() - b0));
             let block = &data[b0..b1];
-            exact_rows.clear();
-            if !block.is_ascii() {
-                for r in r0..r1 {
-                    if !block[rel[r - r0]..rel[r - r0 + 1]].is_ascii() {
-                        exact_rows.push(r);
+            let row_of = |pos: usize| rel.partition_point(|&o| o <= pos) - 1;
+            exact_all.clear();
+            exact_some.clear();
+            if (has_non_ascii_texts || !self.cs) && !block.is_ascii() {
+                if !self.cs {
+                    for pos in kelvin.find_iter(block) {
+                        let r = r0 + row_of(pos);
+                        if exact_all.last() != Some(&r) {
+                            exact_all.push(r);
+                        }
+                    }
+                }
+                if has_non_ascii_texts {
+                    for r in r0..r1 {
+                        if !block[rel[r - r0]..rel[r - r0 + 1]].is_ascii()
+                            && exact_all.binary_search(&r).is_err()
+                        {
+                            exact_some.push(r);
+                        }
                     }
                 }
             }
@@ -257,7 +286,7 @@ impl TermScanner {
                 let mut verify = |s: usize, t: usize, equal_checked: bool| {
                     let text = self.texts[t].as_bytes();
                     let e = s + text.len();
-                    let row = rel.partition_point(|&o| o <= s) - 1;
+                    let row = row_of(s);
                     let (rs, re) = (rel[row], rel[row + 1]);
                     if e > re {
                         return;
@@ -273,8 +302,8 @@ impl TermScanner {
                             return;
                         }
                     }
-                    let left_ok = s == rs || !block[s - 1].is_ascii_alphanumeric();
-                    let right_ok = e == re || !block[e].is_ascii_alphanumeric();
+                    let left_ok = s == rs || !term_char_before(&block[rs..s]);
+                    let right_ok = e == re || !term_char_after(&block[e..re]);
                     for &(k, need_left, need_right) in &self.text_keys[t] {
                         if (!need_left || left_ok) && (!need_right || right_ok) {
                             found.push(((r0 + row) as u32, k));
@@ -314,12 +343,14 @@ impl TermScanner {
                     }
                 }
             }
-            if !exact_rows.is_empty() {
-                // Rows with non-ASCII bytes: drop block-path hits, decide exactly.
-                found.retain(|(r, _)| exact_rows.binary_search(&(*r as usize)).is_err());
-                for &r in &exact_rows {
-                    self.exact_row(a.value(r), r as u32, &mut found);
+            if !exact_all.is_empty() {
+                found.retain(|(r, _)| exact_all.binary_search(&(*r as usize)).is_err());
+                for &r in &exact_all {
+                    self.exact_row(a.value(r), r as u32, 0, &mut found);
                 }
+            }
+            for &r in &exact_some {
+                self.exact_row(a.value(r), r as u32, self.ascii_texts, &mut found);
             }
             if let Some(nulls) = &nulls {
                 found.retain(|(r, _)| nulls.is_valid(*r as usize));
@@ -328,6 +359,42 @@ impl TermScanner {
             found.dedup();
             out.extend_from_slice(&found);
             r0 = r1;
+        }
+    }
+}
+
+/// Whether the character ending `before` (valid UTF-8 up to its end) is a term character.
+#[inline]
+fn term_char_before(before: &[u8]) -> bool {
+    match before.last() {
+        None => false,
+        Some(b) if b.is_ascii() => b.is_ascii_alphanumeric(),
+        Some(_) => {
+            // Back to the lead byte (at most 4 bytes).
+            let from = before.len().saturating_sub(4);
+            let tail = &before[from..];
+            let lead = tail.iter().rposition(|b| (b & 0xC0) != 0x80).unwrap_or(0);
+            std::str::from_utf8(&tail[lead..])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .is_some_and(terms::is_term_char)
+        }
+    }
+}
+
+/// Whether the character starting `after` is a term character.
+#[inline]
+fn term_char_after(after: &[u8]) -> bool {
+    match after.first() {
+        None => false,
+        Some(b) if b.is_ascii() => b.is_ascii_alphanumeric(),
+        Some(_) => {
+            let end = after.len().min(4);
+            let s = match std::str::from_utf8(&after[..end]) {
+                Ok(s) => s,
+                Err(e) => std::str::from_utf8(&after[..e.valid_up_to()]).unwrap_or(""),
+            };
+            s.chars().next().is_some_and(terms::is_term_char)
         }
     }
 }
@@ -492,6 +559,10 @@ mod tests {
             Some("dwsnet oü"),
             Some("c"),
             Some("https://rmm.datto.com/path"),
+            Some("\u{212A}onnectwise x"),
+            Some("Ωconnectwise ™connectwise"),
+            Some("connectwise™ ŻScreenConnect"),
+            Some("Microsoft® Windows® ConnectWise"),
         ];
         let few = ["ConnectWise", "Continuum Managed", "ScreenConnect"];
         let many = [
@@ -562,6 +633,24 @@ mod tests {
         let got = sc.scan(&a).unwrap().rows(&[0], false);
         let want: Vec<u32> = (0..40).filter(|i| i % 4 != 3).map(|i| i as u32).collect();
         assert_eq!(got, want);
+    }
+
+    /// The two facts the buffer pass relies on, over all of Unicode: case mapping sends
+    /// no non-ASCII character to ASCII but KELVIN SIGN, and never changes whether a
+    /// character is a term character.
+    #[test]
+    fn case_mapping_keeps_ascii_apart_and_term_chars_alike() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let f = terms::fold_char(c);
+            if !c.is_ascii() && f.is_ascii() {
+                assert_eq!(c, '\u{212A}', "{c:?} folds to ASCII {f:?}");
+            }
+            assert_eq!(
+                terms::is_term_char(c),
+                terms::is_term_char(f),
+                "{c:?} -> {f:?}"
+            );
+        }
     }
 
     #[test]
