@@ -144,6 +144,8 @@ fn queries() -> Vec<String> {
         "where ProcessVersionInfoCompanyName has 'école'",
         "where ProcessVersionInfoCompanyName !has 'GmbH' and FileName has 'exe'",
         "where ReportId % 101 == 0",
+        "where ProcessVersionInfoCompanyName has 'Atera' or ProcessVersionInfoProductName has 'TeamViewer' or FileName hasprefix 'anyd'",
+        "where ProcessVersionInfoProductName has 'AnyDesk' or FileName =~ 'CMD.EXE'",
     ];
     let mut out: Vec<String> = body
         .iter()

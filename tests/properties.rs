@@ -308,3 +308,86 @@ fn founding_query_finds_exactly_the_term_matches() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// Many needles over mostly distinct values: the scanner's distinct-value memo gives up
+/// and the automaton pass over the buffer finishes; every (row, needle) still agrees
+/// with the reference rule.
+#[test]
+fn term_scanner_many_needles_many_values() {
+    use rmmhunt::kernels::termscan::TermScanner;
+    let words = [
+        "Connect",
+        "wise",
+        "ScreenConnect",
+        "any",
+        "desk",
+        "AnyDesk",
+        "x",
+        "é",
+        "\u{212A}",
+        "-",
+        "_",
+        " ",
+        ".",
+        "com",
+        "atera",
+        "ATERA",
+        "Ω",
+    ];
+    let mut seed: u64 = 7;
+    let mut next = |m: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % m
+    };
+    let rows: Vec<Option<String>> = (0..3000)
+        .map(|i| {
+            if i % 97 == 0 {
+                return None;
+            }
+            let mut s = String::new();
+            for _ in 0..next(6) {
+                s.push_str(words[next(words.len())]);
+            }
+            s.push_str(&format!(" {i}"));
+            Some(s)
+        })
+        .collect();
+    let modes = [TermMatch::Whole, TermMatch::Prefix, TermMatch::Suffix];
+    let needles: Vec<(String, TermMatch)> = [
+        "connect",
+        "wise",
+        "screenconnect",
+        "anydesk",
+        "desk",
+        "com",
+        "atera",
+        "k",
+        "é",
+        "x.com",
+        "any desk",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, n)| (n.to_string(), modes[i % 3]))
+    .collect();
+    for cs in [false, true] {
+        let scanner = TermScanner::new(&needles, cs).unwrap();
+        let got = scanner
+            .scan(&StringArray::from(rows.clone()))
+            .unwrap()
+            .pairs;
+        let mut want = Vec::new();
+        for (r, row) in rows.iter().enumerate() {
+            let hay = row.as_deref().unwrap_or("");
+            for (k, (n, m)) in needles.iter().enumerate() {
+                if ref_has(hay, n, cs, *m) {
+                    want.push((r as u32, k as u32));
+                }
+            }
+        }
+        assert!(want.len() > 500);
+        assert_eq!(got, want, "cs={cs}");
+    }
+}

@@ -28,7 +28,7 @@ use crate::convert::column_from_arrow;
 use crate::error::{Error, Result};
 use crate::kernels::strmatch::{Kind, Matcher};
 use crate::kernels::terms::TermMatch;
-use crate::kernels::termscan::{Hits, TermScanner};
+use crate::kernels::termscan::{KeyRows, TermScanner};
 use crate::plan::{BExpr, BKind, Schema};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::table::BatchStream;
@@ -356,6 +356,7 @@ impl Raw {
             } => 0,
             Raw::Str { matcher, .. } if matcher.term_needles().is_some() => 1,
             Raw::Time { .. } => 2,
+            Raw::Any(parts) if parts.iter().all(|p| p.cost() == 0) => 0,
             Raw::Any(_) => 3,
             Raw::Str { .. } => 4,
         }
@@ -364,7 +365,7 @@ impl Raw {
     /// The rows of `sel` that satisfy the predicate; None when it cannot run on this
     /// batch's layout (a time range on a non-timestamp column: the converted filter
     /// decides instead).
-    fn select(&self, batch: &RecordBatch, sel: &Sel, hits: &[Hits]) -> Result<Option<Sel>> {
+    fn select(&self, batch: &RecordBatch, sel: &Sel, hits: &[KeyRows]) -> Result<Option<Sel>> {
         let n = batch.num_rows();
         Ok(Some(match self {
             Raw::Str {
@@ -383,8 +384,10 @@ impl Raw {
                 column, matcher, ..
             } => {
                 let a = batch.column(*column).as_ref();
+                // Row by row when few rows are left (a whole-array pass is cheap per row:
+                // a term scan costs about what 1/32 of the rows cost one by one).
                 match sel {
-                    Sel::Rows(rows) if rows.len() * 8 < n => {
+                    Sel::Rows(rows) if rows.len() * 32 < n => {
                         if let Some(kept) = rows_where(a, rows, |s| matcher.matches(s)) {
                             return Ok(Some(Sel::Rows(kept)));
                         }
@@ -501,7 +504,7 @@ impl FusedFilter {
 
     /// One batch: raw predicates on a shrinking selection, then conversion of the
     /// survivors, then the rest. `hits` are the shared scanners' hits for this batch.
-    fn run(&self, batch: &RecordBatch, hits: &[Hits]) -> Result<Option<Chunk>> {
+    fn run(&self, batch: &RecordBatch, hits: &[KeyRows]) -> Result<Option<Chunk>> {
         let n = batch.num_rows();
         let mut sel = Sel::All;
         let mut time_done = Vec::new();
@@ -671,6 +674,26 @@ impl SharedScan {
         }
         // Per shared scanner: (column, case-sensitive) and its needles.
         let mut slots: Vec<(ColumnMode, Vec<(String, TermMatch)>)> = Vec::new();
+        let mut register = |column: usize, matcher: &Matcher| -> Option<SharedTerm> {
+            let (needles, mode, all) = matcher.term_needles()?;
+            let key = (column, matcher.cs);
+            let slot = match slots.iter().position(|(k, _)| *k == key) {
+                Some(s) => s,
+                None => {
+                    slots.push((key, Vec::new()));
+                    slots.len() - 1
+                }
+            };
+            let list = &mut slots[slot].1;
+            let first = list.len() as u32;
+            list.extend(needles.iter().map(|n| (n.clone(), mode)));
+            Some(SharedTerm {
+                slot,
+                keys: (first..list.len() as u32).collect(),
+                all,
+            })
+        };
+        let shareable = |m: &Matcher| !m.negated && m.term_needles().is_some();
         for f in &mut members {
             // Start where most filters start: their needles share that column's pass.
             let best = f
@@ -680,37 +703,41 @@ impl SharedScan {
                 .filter_map(|(i, p)| match p {
                     Raw::Str {
                         column, matcher, ..
-                    } if !matcher.negated && matcher.term_needles().is_some() => {
+                    } if shareable(matcher) => {
                         Some((popularity[&(*column, matcher.cs)], std::cmp::Reverse(i)))
                     }
                     _ => None,
                 })
                 .max()
-                .map(|(_, std::cmp::Reverse(i))| i);
+                .map(|(_, std::cmp::Reverse(i))| i)
+                // Else a disjunction of term predicates: each joins its column's pass.
+                .or_else(|| {
+                    f.raw.iter().position(|p| {
+                        matches!(p, Raw::Any(parts) if parts.iter().all(|c| matches!(
+                            c, Raw::Str { matcher, .. } if shareable(matcher))))
+                    })
+                });
             let Some(i) = best else { continue };
             let mut p = f.raw.remove(i);
-            if let Raw::Str {
-                column,
-                matcher,
-                shared,
-            } = &mut p
-            {
-                let (needles, mode, all) = matcher.term_needles().expect("a term predicate");
-                let slot = match slots.iter().position(|(k, _)| *k == (*column, matcher.cs)) {
-                    Some(s) => s,
-                    None => {
-                        slots.push(((*column, matcher.cs), Vec::new()));
-                        slots.len() - 1
+            match &mut p {
+                Raw::Str {
+                    column,
+                    matcher,
+                    shared,
+                } => *shared = register(*column, matcher),
+                Raw::Any(parts) => {
+                    for c in parts {
+                        if let Raw::Str {
+                            column,
+                            matcher,
+                            shared,
+                        } = c
+                        {
+                            *shared = register(*column, matcher);
+                        }
                     }
-                };
-                let list = &mut slots[slot].1;
-                let first = list.len() as u32;
-                list.extend(needles.iter().map(|n| (n.clone(), mode)));
-                *shared = Some(SharedTerm {
-                    slot,
-                    keys: (first..list.len() as u32).collect(),
-                    all,
-                });
+                }
+                Raw::Time { .. } => {}
             }
             f.raw.insert(0, p);
         }
@@ -720,12 +747,15 @@ impl SharedScan {
             .collect();
         if scanners.iter().any(Option::is_none) {
             // Cannot happen (term needles are non-empty); fall back to separate scans.
-            for f in &mut members {
-                for p in &mut f.raw {
-                    if let Raw::Str { shared, .. } = p {
-                        *shared = None;
-                    }
+            fn unshare(p: &mut Raw) {
+                match p {
+                    Raw::Str { shared, .. } => *shared = None,
+                    Raw::Any(parts) => parts.iter_mut().for_each(unshare),
+                    Raw::Time { .. } => {}
                 }
+            }
+            for f in &mut members {
+                f.raw.iter_mut().for_each(unshare);
                 f.raw.sort_by_key(Raw::cost);
             }
             return SharedScan {
@@ -752,8 +782,11 @@ impl SharedScan {
         let hits = self
             .scanners
             .iter()
-            .map(|(column, sc)| sc.scan(batch.column(*column).as_ref()))
-            .collect::<Result<Vec<Hits>>>()?;
+            .map(|(column, sc)| {
+                let hits = sc.scan(batch.column(*column).as_ref())?;
+                Ok(KeyRows::new(&hits, sc.key_count()))
+            })
+            .collect::<Result<Vec<KeyRows>>>()?;
         Ok(self.members.iter().map(|m| m.run(batch, &hits)).collect())
     }
 }

@@ -5,7 +5,8 @@
 //! * dictionary arrays: each distinct value is matched once, then mapped back by key;
 //! * Utf8/LargeUtf8 with term needles (`has`, `has_any`, the shape of hunting
 //!   filters): one pass of a `termscan::TermScanner` over the values buffer;
-//! * anything else: a row loop over `&str` without allocation.
+//! * anything else: once per distinct value while values repeat (`kernels::distinct`),
+//!   else a row loop over `&str`.
 
 use std::collections::HashSet;
 
@@ -14,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait};
 use arrow::datatypes::DataType;
 
+use super::distinct;
 use super::terms::{self, TermMatch};
 use super::termscan::TermScanner;
 use crate::error::{Error, Result};
@@ -101,13 +103,20 @@ impl Matcher {
 
     /// The predicate on one string (null strings are `""`).
     pub fn matches(&self, s: &str) -> bool {
-        let hay = if self.cs || matches!(self.kind, Kind::Regex(_)) {
-            std::borrow::Cow::Borrowed(s)
-        } else {
-            terms::fold(s)
-        };
+        // Affix and equality tests of case-insensitive needles compare in place (the
+        // `terms` functions have ASCII paths; needles are already case-mapped).
         let m = match &self.kind {
+            Kind::StartsWith(n) => terms::starts_with(s, n, self.cs),
+            Kind::EndsWith(n) => terms::ends_with(s, n, self.cs),
+            Kind::Equals(n) => terms::equals(s, n, self.cs),
+            Kind::Contains(n) => terms::contains(s, n, self.cs),
+            Kind::Regex(re) => re.is_match(s),
             Kind::Term { needles, mode, all } => {
+                let hay = if self.cs {
+                    std::borrow::Cow::Borrowed(s)
+                } else {
+                    terms::fold(s)
+                };
                 let hit = |n: &String| terms::has_term(&hay, n, *mode);
                 if *all {
                     needles.iter().all(hit)
@@ -115,12 +124,13 @@ impl Matcher {
                     needles.iter().any(hit)
                 }
             }
-            Kind::Contains(n) => hay.contains(n.as_str()),
-            Kind::StartsWith(n) => hay.starts_with(n.as_str()),
-            Kind::EndsWith(n) => hay.ends_with(n.as_str()),
-            Kind::Equals(n) => *hay == **n,
-            Kind::In(set) => set.contains(&*hay),
-            Kind::Regex(re) => re.is_match(&hay),
+            Kind::In(set) => {
+                if self.cs {
+                    set.contains(s)
+                } else {
+                    set.contains(&*terms::fold(s))
+                }
+            }
         };
         m != self.negated
     }
@@ -175,6 +185,21 @@ impl Matcher {
         }
     }
 
+    /// The byte lengths of the needles of an equality or `in` test whose needles are all
+    /// ASCII (at most 64 of them); None otherwise.
+    fn equality_lengths(&self) -> Option<Vec<usize>> {
+        let mut lengths: Vec<usize> = match &self.kind {
+            Kind::Equals(n) if n.is_ascii() => vec![n.len()],
+            Kind::In(set) if set.len() <= 64 && set.iter().all(|n| n.is_ascii()) => {
+                set.iter().map(String::len).collect()
+            }
+            _ => return None,
+        };
+        lengths.sort_unstable();
+        lengths.dedup();
+        Some(lengths)
+    }
+
     fn eval_generic<O: OffsetSizeTrait>(&self, a: &GenericStringArray<O>) -> BooleanArray {
         if let (Some(sc), Some((needles, _, all))) = (self.scanner(), self.term_needles()) {
             if let Ok(hits) = sc.scan(a) {
@@ -186,9 +211,37 @@ impl Matcher {
                 return BooleanArray::from(out);
             }
         }
-        (0..a.len())
-            .map(|i| Some(self.matches(if a.is_null(i) { "" } else { a.value(i) })))
-            .collect()
+        if let Some(lengths) = self.equality_lengths() {
+            // Equality and `in` with ASCII needles: a value of another length cannot be
+            // equal (a case-mapped value only shrinks by KELVIN SIGN, 3 bytes -> `k`).
+            let offsets = a.value_offsets();
+            let empty = self.matches("");
+            return (0..a.len())
+                .map(|r| {
+                    if a.is_null(r) {
+                        return Some(empty);
+                    }
+                    let len = (offsets[r + 1] - offsets[r]).as_usize();
+                    let maybe = lengths
+                        .iter()
+                        .any(|&l| len == l || (!self.cs && len > l && len <= 3 * l));
+                    Some(if maybe {
+                        self.matches(a.value(r))
+                    } else {
+                        self.negated
+                    })
+                })
+                .collect();
+        }
+        // Other tests: once per distinct value while values repeat, then row by row.
+        let mut out = vec![self.matches(""); a.len()];
+        let done = distinct::per_value(a, |v| self.matches(v), |r, &m| out[r] = m);
+        for (r, o) in out.iter_mut().enumerate().skip(done) {
+            if a.is_valid(r) {
+                *o = self.matches(a.value(r));
+            }
+        }
+        BooleanArray::from(out)
     }
 }
 
@@ -211,6 +264,8 @@ mod tests {
             Some(""),
             Some("KONNECTWISE"),
             Some("connectwisé"),
+            Some("\u{212A}ONNECTWISE"),
+            Some("\u{212A}"),
         ]
     }
 
@@ -251,6 +306,21 @@ mod tests {
             ),
             Matcher::new(Kind::Contains("CONNECT".into()), false, false),
             Matcher::new(Kind::Equals("".into()), false, false),
+            Matcher::new(Kind::Equals("konnectwise".into()), false, false),
+            Matcher::new(Kind::Equals("k".into()), false, true),
+            Matcher::new(Kind::Equals("KONNECTWISE".into()), true, false),
+            Matcher::new(
+                Kind::In(
+                    ["connectwise, inc.", "x screenconnect", "k"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                ),
+                false,
+                false,
+            ),
+            Matcher::new(Kind::StartsWith("screen".into()), false, false),
+            Matcher::new(Kind::EndsWith("WISE".into()), true, true),
             Matcher::new(
                 Kind::Term {
                     needles: vec!["école".into()],

@@ -22,6 +22,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use arrow::array::{Array, AsArray, GenericStringArray, OffsetSizeTrait};
 use arrow::datatypes::DataType;
 
+use super::distinct;
 use super::terms::{self, TermMatch};
 use crate::error::{Error, Result};
 
@@ -62,6 +63,44 @@ impl Hits {
             }
             if (all && n == keys.len()) || (!all && n > 0) {
                 out.push(row);
+            }
+        }
+        out
+    }
+}
+
+/// Hits indexed by key: the rows (sorted) where each key occurs. Many predicates
+/// reading one scan each look only at their own keys.
+#[derive(Clone, Debug, Default)]
+pub struct KeyRows(Vec<Vec<u32>>);
+
+impl KeyRows {
+    pub fn new(hits: &Hits, keys: usize) -> KeyRows {
+        let mut lists = vec![Vec::new(); keys];
+        for &(row, key) in &hits.pairs {
+            if let Some(l) = lists.get_mut(key as usize) {
+                l.push(row);
+            }
+        }
+        KeyRows(lists)
+    }
+
+    /// Rows (sorted, unique) holding any of `keys`, or all of them.
+    pub fn rows(&self, keys: &[u32], all: bool) -> Vec<u32> {
+        let list = |k: &u32| self.0.get(*k as usize).map_or(&[][..], |l| &l[..]);
+        let mut it = keys.iter();
+        let Some(first) = it.next() else {
+            return Vec::new();
+        };
+        let mut out = list(first).to_vec();
+        for k in it {
+            let l = list(k);
+            if all {
+                out.retain(|r| l.binary_search(r).is_ok());
+            } else if !l.is_empty() {
+                out.extend_from_slice(l);
+                out.sort_unstable();
+                out.dedup();
             }
         }
         out
@@ -159,8 +198,8 @@ impl TermScanner {
     pub fn scan(&self, a: &dyn Array) -> Result<Hits> {
         let mut pairs = Vec::new();
         match a.data_type() {
-            DataType::Utf8 => self.scan_buffer(a.as_string::<i32>(), &mut pairs),
-            DataType::LargeUtf8 => self.scan_buffer(a.as_string::<i64>(), &mut pairs),
+            DataType::Utf8 => self.scan_strings(a.as_string::<i32>(), &mut pairs),
+            DataType::LargeUtf8 => self.scan_strings(a.as_string::<i64>(), &mut pairs),
             DataType::Utf8View => {
                 let v = a.as_string_view();
                 for i in 0..v.len() {
@@ -222,6 +261,40 @@ impl TermScanner {
         out[start..].sort_unstable();
     }
 
+    fn scan_strings<O: OffsetSizeTrait>(
+        &self,
+        a: &GenericStringArray<O>,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        if self.pairs.is_some() {
+            self.scan_buffer(a, 0, out);
+        } else {
+            let done = self.scan_distinct(a, out);
+            if done < a.len() {
+                self.scan_buffer(a, done, out);
+            }
+        }
+    }
+
+    /// Many needles: each distinct value is matched once (by the exact rule) and its keys
+    /// are reused for every row holding it (`kernels::distinct`). Returns the rows done:
+    /// when the values turn out mostly distinct, the rest is left to the buffer pass.
+    fn scan_distinct<O: OffsetSizeTrait>(
+        &self,
+        a: &GenericStringArray<O>,
+        out: &mut Vec<(u32, u32)>,
+    ) -> usize {
+        distinct::per_value(
+            a,
+            |value| {
+                let mut hits = Vec::new();
+                self.exact_row(value, 0, 0, &mut hits);
+                hits.into_iter().map(|(_, k)| k).collect::<Vec<u32>>()
+            },
+            |row, keys| out.extend(keys.iter().map(|&k| (row as u32, k))),
+        )
+    }
+
     /// The buffer pass. ASCII needles are found on the bytes, in every row: an ASCII
     /// needle can only match ASCII characters, and case mapping sends every non-ASCII
     /// character to a non-ASCII one (but KELVIN SIGN, to `k`: rows holding it take the
@@ -232,6 +305,7 @@ impl TermScanner {
     fn scan_buffer<O: OffsetSizeTrait>(
         &self,
         a: &GenericStringArray<O>,
+        from_row: usize,
         out: &mut Vec<(u32, u32)>,
     ) {
         const KELVIN: &[u8] = "\u{212A}".as_bytes();
@@ -248,7 +322,7 @@ impl TermScanner {
         let mut exact_all: Vec<usize> = Vec::new();
         let mut exact_some: Vec<usize> = Vec::new();
         let mut found: Vec<(u32, u32)> = Vec::new();
-        let mut r0 = 0;
+        let mut r0 = from_row;
         while r0 < n {
             let b0 = offsets[r0].as_usize();
             let mut r1 = r0 + 1;
@@ -658,8 +732,18 @@ mod tests {
         let h = Hits {
             pairs: vec![(0, 0), (0, 1), (2, 1), (5, 0), (5, 1), (5, 2)],
         };
+        let k = KeyRows::new(&h, 4);
+        for (keys, all) in [
+            (&[0, 1][..], true),
+            (&[0, 1][..], false),
+            (&[2][..], false),
+            (&[1, 3][..], true),
+            (&[3][..], false),
+            (&[0, 1, 2][..], true),
+        ] {
+            assert_eq!(h.rows(keys, all), k.rows(keys, all), "{keys:?} all={all}");
+        }
         assert_eq!(h.rows(&[0, 1], true), vec![0, 5]);
         assert_eq!(h.rows(&[0, 1], false), vec![0, 2, 5]);
-        assert_eq!(h.rows(&[2], false), vec![5]);
     }
 }

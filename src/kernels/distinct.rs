@@ -1,0 +1,129 @@
+//! Matching each distinct value of a plain string array once. Columns such as company,
+//! product or file names hold a few hundred distinct values in millions of rows: a
+//! predicate too costly to run on every row (many needles, case mapping, a set lookup
+//! after folding) runs once per value, and each row looks its value up by hash.
+//! When the values turn out mostly distinct, the caller finishes the rest another way.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
+
+/// Calls `emit(row, &compute(value))` for each non-null row in order, computing once per
+/// distinct value. Stops after the row that makes more than `max(256, n / 16)` distinct
+/// values; returns the number of rows done (`a.len()` when all).
+pub fn per_value<O: OffsetSizeTrait, T>(
+    a: &GenericStringArray<O>,
+    mut compute: impl FnMut(&str) -> T,
+    mut emit: impl FnMut(usize, &T),
+) -> usize {
+    let n = a.len();
+    let limit = 256.max(n / 16);
+    let offsets = a.value_offsets();
+    let data = a.value_data();
+    let nulls = a.logical_nulls();
+    let mut memo: HashMap<&[u8], T, FxBuild> = HashMap::with_capacity_and_hasher(512, FxBuild);
+    for r in 0..n {
+        if nulls.as_ref().is_some_and(|m| m.is_null(r)) {
+            continue;
+        }
+        let bytes = &data[offsets[r].as_usize()..offsets[r + 1].as_usize()];
+        if let Some(t) = memo.get(bytes) {
+            emit(r, t);
+            continue;
+        }
+        let t = compute(a.value(r));
+        emit(r, &t);
+        memo.insert(bytes, t);
+        if memo.len() > limit {
+            return r + 1;
+        }
+    }
+    n
+}
+
+/// A small multiplicative hash for the memo (it lives for one array; its keys are the
+/// array's own values).
+#[derive(Clone, Copy, Default)]
+struct FxBuild;
+
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl std::hash::BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        if n >= 8 {
+            // Whole words, the last one overlapping the one before: no byte loop.
+            let word = |i: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&bytes[i..i + 8]);
+                u64::from_le_bytes(w)
+            };
+            let mut i = 0;
+            while i + 8 < n {
+                self.add(word(i));
+                i += 8;
+            }
+            self.add(word(n - 8));
+        } else {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(bytes);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+
+    #[test]
+    fn each_value_once_and_early_stop() {
+        let a = StringArray::from(vec![Some("a"), None, Some("b"), Some("a"), Some("b")]);
+        let mut computed = Vec::new();
+        let mut rows = Vec::new();
+        let done = per_value(
+            &a,
+            |v| {
+                computed.push(v.to_string());
+                v.len()
+            },
+            |r, t| rows.push((r, *t)),
+        );
+        assert_eq!(done, 5);
+        assert_eq!(computed, vec!["a", "b"]);
+        assert_eq!(rows, vec![(0, 1), (2, 1), (3, 1), (4, 1)]);
+        // All distinct: stops after the 257th value.
+        let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let a = StringArray::from(many);
+        assert_eq!(per_value(&a, |_| (), |_, _| ()), 257);
+    }
+}
