@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, BooleanArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
@@ -12,6 +13,25 @@ use crate::column::{Chunk, Column};
 use crate::convert;
 use crate::error::{Error, Result};
 use crate::plan::Schema;
+
+/// A row predicate a reader may apply while decoding (Parquet: before it decodes the
+/// other columns, which it then decodes for the kept rows only). It may keep more rows
+/// than the query does, never fewer: the query's filter still runs on what comes back.
+#[derive(Clone)]
+pub struct Prefilter {
+    /// The schema columns the predicate reads.
+    pub columns: Vec<usize>,
+    /// Which of `rows` rows may pass, given those columns (by schema index; the others
+    /// are None).
+    #[allow(clippy::type_complexity)]
+    pub eval: Arc<dyn Fn(&[Option<ArrayRef>], usize) -> Result<BooleanArray> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Prefilter(columns {:?})", self.columns)
+    }
+}
 
 /// What a scan may skip: columns the query never reads, and rows outside a time window
 /// that the query filters on first.
@@ -23,6 +43,8 @@ pub struct ScanRequest {
     /// filter right above the scan, so a reader may skip them wholesale (Parquet row
     /// groups by statistics). Readers may ignore it: the filter still runs.
     pub time_range: Option<TimeRange>,
+    /// Rows the query's filter will drop, as a predicate a reader may apply early.
+    pub prefilter: Option<Prefilter>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

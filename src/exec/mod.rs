@@ -124,7 +124,11 @@ pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Resul
         } else {
             None
         };
-        let req = ScanRequest { needed, time_range };
+        let req = ScanRequest {
+            needed,
+            time_range,
+            prefilter: None,
+        };
         let Some(stream) = t.scan_arrow(&req) else {
             continue; // the plans scan this table themselves
         };
@@ -309,6 +313,7 @@ pub fn execute<'a>(
             t.scan(&ScanRequest {
                 needed: needed.to_vec(),
                 time_range: None,
+                prefilter: None,
             })
         }
         Plan::Values { chunk, .. } => Ok(Box::new(std::iter::once(Ok(chunk.clone())))),
@@ -334,6 +339,7 @@ pub fn execute<'a>(
                 let req = ScanRequest {
                     needed: need.clone(),
                     time_range: fused.time_window(),
+                    prefilter: fused.prefilter(),
                 };
                 if let Some(stream) = t.scan_arrow(&req) {
                     return Ok(scan::run_fused(stream?, fused, ctx.threads));

@@ -365,8 +365,8 @@ impl Raw {
     /// The rows of `sel` that satisfy the predicate; None when it cannot run on this
     /// batch's layout (a time range on a non-timestamp column: the converted filter
     /// decides instead).
-    fn select(&self, batch: &RecordBatch, sel: &Sel, hits: &[KeyRows]) -> Result<Option<Sel>> {
-        let n = batch.num_rows();
+    fn select(&self, batch: &Cols<'_>, sel: &Sel, hits: &[KeyRows]) -> Result<Option<Sel>> {
+        let n = batch.rows;
         Ok(Some(match self {
             Raw::Str {
                 matcher,
@@ -383,7 +383,7 @@ impl Raw {
             Raw::Str {
                 column, matcher, ..
             } => {
-                let a = batch.column(*column).as_ref();
+                let a = batch.column(*column)?;
                 // Row by row when few rows are left (a whole-array pass is cheap per row:
                 // a term scan costs about what 1/32 of the rows cost one by one).
                 match sel {
@@ -397,7 +397,7 @@ impl Raw {
                 }
             }
             Raw::Time { column, low, high } => {
-                let a = batch.column(*column).as_ref();
+                let a = batch.column(*column)?;
                 let Some((values, unit)) = timestamp_values(a) else {
                     return Ok(None);
                 };
@@ -425,6 +425,30 @@ impl Raw {
                 Sel::Rows(acc)
             }
         }))
+    }
+}
+
+/// The columns raw predicates read, by schema index (a whole batch, or only the
+/// predicate's columns when a reader applies it early).
+struct Cols<'a> {
+    columns: Vec<Option<&'a dyn Array>>,
+    rows: usize,
+}
+
+impl<'a> Cols<'a> {
+    fn of_batch(batch: &'a RecordBatch) -> Cols<'a> {
+        Cols {
+            columns: batch.columns().iter().map(|a| Some(a.as_ref())).collect(),
+            rows: batch.num_rows(),
+        }
+    }
+
+    fn column(&self, i: usize) -> Result<&'a dyn Array> {
+        self.columns
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::internal(format!("raw predicate column {i} not read")))
     }
 }
 
@@ -506,10 +530,11 @@ impl FusedFilter {
     /// survivors, then the rest. `hits` are the shared scanners' hits for this batch.
     fn run(&self, batch: &RecordBatch, hits: &[KeyRows]) -> Result<Option<Chunk>> {
         let n = batch.num_rows();
+        let cols = Cols::of_batch(batch);
         let mut sel = Sel::All;
         let mut time_done = Vec::new();
         for p in &self.raw {
-            let Some(next) = p.select(batch, &sel, hits)? else {
+            let Some(next) = p.select(&cols, &sel, hits)? else {
                 continue;
             };
             if let Raw::Time { column, .. } = p {
@@ -568,6 +593,46 @@ impl FusedFilter {
                 high: high.unwrap_or(i64::MAX),
             }),
             _ => None,
+        })
+    }
+
+    /// The raw predicates as a row predicate a reader may apply while decoding (None when
+    /// there are none). Predicates that cannot run on a column's layout keep every row.
+    pub fn prefilter(&self) -> Option<crate::table::Prefilter> {
+        if self.raw.is_empty() {
+            return None;
+        }
+        fn columns(p: &Raw, out: &mut Vec<usize>) {
+            match p {
+                Raw::Str { column, .. } | Raw::Time { column, .. } => out.push(*column),
+                Raw::Any(parts) => parts.iter().for_each(|p| columns(p, out)),
+            }
+        }
+        let mut cols = Vec::new();
+        self.raw.iter().for_each(|p| columns(p, &mut cols));
+        cols.sort_unstable();
+        cols.dedup();
+        let raw = Arc::new(self.raw.clone());
+        Some(crate::table::Prefilter {
+            columns: cols,
+            eval: Arc::new(move |arrays: &[Option<ArrayRef>], rows: usize| {
+                let view = Cols {
+                    columns: arrays.iter().map(|a| a.as_deref()).collect(),
+                    rows,
+                };
+                let mut sel = Sel::All;
+                for p in raw.iter() {
+                    if let Some(next) = p.select(&view, &sel, &[])? {
+                        sel = next;
+                    }
+                }
+                let mut keep = vec![false; rows];
+                match sel {
+                    Sel::All => keep.iter_mut().for_each(|k| *k = true),
+                    Sel::Rows(r) => r.into_iter().for_each(|i| keep[i as usize] = true),
+                }
+                Ok(arrow::array::BooleanArray::from(keep))
+            }),
         })
     }
 

@@ -375,7 +375,14 @@ impl FileTable {
             Some((name.clone(), r.low, r.high))
         });
         guard(&part.input.display, || match &part.state {
-            FileState::Parquet(f) => parquet::reader(part, f.clone(), targets, time.clone(), mode),
+            FileState::Parquet(f) => parquet::reader(
+                part,
+                f.clone(),
+                targets,
+                time.clone(),
+                mode,
+                req.prefilter.clone(),
+            ),
             FileState::Csv(f) => csv::reader(part, f.clone(), targets, mode),
             FileState::Json(f) => json::reader(part, f.clone(), targets, mode),
         })
@@ -391,6 +398,7 @@ impl FileTable {
             let req = ScanRequest {
                 needed: vec![false; self.schema.len()],
                 time_range: None,
+                prefilter: None,
             };
             let mut r = self.part_reader(i, &req, self.mode(true, false))?;
             let display = self.parts[i].input.display.clone();
@@ -424,6 +432,7 @@ impl FileTable {
         let req = ScanRequest {
             needed: vec![true; self.schema.len()],
             time_range: None,
+            prefilter: None,
         };
         let chunks: Vec<Chunk> = self.scan(&req)?.collect::<Result<_>>()?;
         let mut columns = Vec::with_capacity(self.schema.len());

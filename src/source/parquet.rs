@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, RecordBatchOptions};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::arrow::ProjectionMask;
 
@@ -26,6 +27,7 @@ use crate::source::values::{ColumnBuilder, Zone};
 use crate::source::{
     guard, FileState, Found, Input, Mode, Part, PartReader, Probe, SrcType, Target,
 };
+use crate::table::Prefilter;
 use crate::types::KqlType;
 
 pub(crate) struct ParquetFile {
@@ -127,6 +129,8 @@ struct ParquetReader {
     groups: Vec<(u64, u64)>,
     rows_read: u64,
     complete: bool,
+    /// A row filter runs in the reader: batches hold only the rows it kept.
+    filtered: bool,
 }
 
 fn direct(from: KqlType, to: KqlType) -> bool {
@@ -171,12 +175,94 @@ fn groups_in_window(file: &ParquetFile, column: &str, low: i64, high: i64) -> Op
     )
 }
 
+/// The file's reader metadata with the string columns in `roots` that are
+/// dictionary-encoded in every row group read as Arrow dictionaries: a predicate then
+/// matches each distinct value once, and nothing materialises every row's string.
+/// None when no column qualifies (or the schema is nested).
+fn dictionary_hint(file: &ParquetFile, roots: &[usize]) -> Option<ArrowReaderMetadata> {
+    let meta = file.meta.metadata();
+    let schema = file.meta.schema();
+    if meta.file_metadata().schema_descr().num_columns() != schema.fields().len() {
+        return None;
+    }
+    let dictionary = |leaf: usize| {
+        meta.row_groups().iter().all(|g| {
+            g.columns()
+                .get(leaf)
+                .is_some_and(|c| c.dictionary_page_offset().is_some())
+        })
+    };
+    let mut changed = false;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if matches!(f.data_type(), DataType::Utf8) && roots.contains(&i) && dictionary(i) {
+                changed = true;
+                f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                ))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    if !changed {
+        return None;
+    }
+    let hinted = Arc::new(ArrowSchema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ));
+    ArrowReaderMetadata::try_new(meta.clone(), ArrowReaderOptions::new().with_schema(hinted)).ok()
+}
+
+/// The query's prefilter as a Parquet row filter: its columns are decoded first, the
+/// other columns only for the rows it keeps. Only when every column read is taken as is
+/// (no value-by-value conversion whose bad values must be counted on every row).
+fn row_filter(
+    file: &ParquetFile,
+    reads: &[ColRead],
+    plan: &[(Option<usize>, bool, KqlType)],
+    prefilter: Option<Prefilter>,
+) -> Option<RowFilter> {
+    let pf = prefilter?;
+    if reads.iter().any(|r| matches!(r, ColRead::PerValue { .. })) {
+        return None;
+    }
+    let mut by_root: Vec<(usize, usize)> = Vec::new(); // (root, schema column)
+    for &c in &pf.columns {
+        match (reads.get(c), plan.get(c)) {
+            (Some(ColRead::Direct { .. }), Some((Some(root), _, _))) => by_root.push((*root, c)),
+            _ => return None,
+        }
+    }
+    by_root.sort_unstable();
+    if by_root.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    let mask = ProjectionMask::roots(file.meta.parquet_schema(), by_root.iter().map(|(r, _)| *r));
+    let width = reads.len();
+    let eval = pf.eval.clone();
+    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+        let mut cols: Vec<Option<ArrayRef>> = vec![None; width];
+        for (i, (_, c)) in by_root.iter().enumerate() {
+            cols[*c] = batch.columns().get(i).cloned();
+        }
+        eval(&cols, batch.num_rows()).map_err(|e| ArrowError::ComputeError(e.message))
+    });
+    Some(RowFilter::new(vec![Box::new(predicate)]))
+}
+
 pub(crate) fn reader<'a>(
     part: &'a Part,
     file: Arc<ParquetFile>,
     targets: Vec<Target>,
     time: Option<(String, i64, i64)>,
     mode: Mode,
+    prefilter: Option<Prefilter>,
 ) -> Result<Box<dyn PartReader + 'a>> {
     let meta = file.meta.metadata().clone();
     let n_groups = meta.num_row_groups();
@@ -239,27 +325,47 @@ pub(crate) fn reader<'a>(
                 Ok(batch_col) => ColRead::Direct { batch_col },
             },
         })
-        .collect();
+        .collect::<Vec<ColRead>>();
 
+    let filter = row_filter(&file, &reads, &plan, prefilter);
+    // With a row filter the pass sees every row of its columns only: not a full report.
+    let filtered = filter.is_some();
+    if filtered {
+        complete = false;
+    }
     let mask = ProjectionMask::roots(file.meta.parquet_schema(), roots.iter().copied());
+    let reader_meta = dictionary_hint(&file, &roots).unwrap_or_else(|| file.meta.clone());
     let reader = match &file.bytes {
-        Some(b) => ParquetRecordBatchReaderBuilder::new_with_metadata(b.clone(), file.meta.clone())
-            .with_projection(mask)
-            .with_row_groups(selected)
-            .with_batch_size(mode.batch_rows)
-            .build(),
+        Some(b) => {
+            let mut builder =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(b.clone(), reader_meta)
+                    .with_projection(mask)
+                    .with_row_groups(selected)
+                    .with_batch_size(mode.batch_rows);
+            if let Some(f) = filter {
+                builder = builder.with_row_filter(f);
+            }
+            builder.build()
+        }
         None => {
             let f = File::open(&part.input.path)
                 .map_err(|e| Error::data(format!("{}: {e}", part.input.display)))?;
-            ParquetRecordBatchReaderBuilder::new_with_metadata(f, file.meta.clone())
+            let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, reader_meta)
                 .with_projection(mask)
                 .with_row_groups(selected)
-                .with_batch_size(mode.batch_rows)
-                .build()
+                .with_batch_size(mode.batch_rows);
+            if let Some(f) = filter {
+                builder = builder.with_row_filter(f);
+            }
+            builder.build()
         }
     }
     .map_err(|e| corrupt(&part.input, e))?;
-    let tracker = Tracker::new(&part.input.display, &part.format, &part.table, mode.strict);
+    let mut tracker = Tracker::new(&part.input.display, &part.format, &part.table, mode.strict);
+    if filtered {
+        // Rows scanned: every row of the groups read, though fewer come back.
+        tracker.report.rows += groups.iter().map(|(_, n)| n).sum::<u64>();
+    }
     Ok(Box::new(ParquetReader {
         input: part.input.clone(),
         reader,
@@ -269,6 +375,7 @@ pub(crate) fn reader<'a>(
         groups,
         rows_read: 0,
         complete,
+        filtered,
     }))
 }
 
@@ -372,7 +479,9 @@ impl ParquetReader {
             self.tracker.bad_value(loc, &name, &text, &p)?;
         }
         self.rows_read += len as u64;
-        self.tracker.report.rows += len as u64;
+        if !self.filtered {
+            self.tracker.report.rows += len as u64;
+        }
         Ok(Some((outs, len)))
     }
 }
