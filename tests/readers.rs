@@ -1277,3 +1277,32 @@ fn parquet_prefilter_decodes_kept_rows_only() {
     assert_eq!(from_file, in_memory);
     assert_eq!(from_file.len(), 4);
 }
+
+/// Many queries over a Parquet table in one pass: the shared prefilter (any member's
+/// rows) runs in the reader, and each query still gets exactly its own result.
+#[test]
+fn parquet_many_queries_one_pass() {
+    let d = tmp();
+    let p = d.path().join("procs.parquet");
+    process_parquet(&p, 3, 40);
+    let c = catalog(vec![one(&p, Some("DeviceProcessEvents"))]);
+    let texts = [
+        "DeviceProcessEvents | where FileName has 'anydesk' | summarize n = count() by DeviceName | order by DeviceName asc",
+        "DeviceProcessEvents | where DeviceName has 'wks-03' and Timestamp > datetime(2024-06-02) | count",
+        "DeviceProcessEvents | where FileName hasprefix 'proc1' or DeviceName has 'wks-00' | summarize max(ProcessId)",
+        "DeviceProcessEvents | where ProcessId > 1030 | count",
+    ];
+    let qs: Vec<rmmhunt::Query> = texts
+        .iter()
+        .map(|t| rmmhunt::Query::parse(t).unwrap())
+        .collect();
+    let refs: Vec<&rmmhunt::Query> = qs.iter().collect();
+    let together = rmmhunt::Query::run_many(&refs, &c, ticks::UNIX_EPOCH, 2);
+    for (q, r) in texts.iter().zip(together) {
+        assert_eq!(
+            r.unwrap().rows_json(),
+            query(q, vec![one(&p, Some("DeviceProcessEvents"))]),
+            "{q}"
+        );
+    }
+}

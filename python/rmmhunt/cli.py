@@ -471,6 +471,25 @@ def _selection(values: Sequence[str] | None) -> str | None:
     return ",".join(values)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of threads, got {text!r}")
+    return n
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="scan threads (default: $RMMHUNT_THREADS, else one per core)",
+    )
+
+
 def _cmd_hunt(args: argparse.Namespace) -> int:
     from .hunting import _latest, hunt, select_rules
 
@@ -496,6 +515,7 @@ def _cmd_hunt(args: argparse.Namespace) -> int:
         now=now,
         lookback=args.lookback,
         exclusions=args.exclusions,
+        threads=args.threads,
         progress=progress,
     )
     progress.clear()
@@ -616,7 +636,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if now is not None:
         now = iso(_resolve_now(now, data))
     progress.status("running the query")
-    table, types = _rmmhunt.query(kql, data, now)
+    table, types = _rmmhunt.query(kql, data, now, args.threads)
     result = Result(table, types)
     progress.clear()
     fmt = _format_for(args.format, args.output)
@@ -808,6 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="freeze now() at T (ISO 8601, e.g. 2024-06-06T00:00:00Z; 'latest': the newest "
         "Timestamp in the data; default: the current time, or the sample's end with no PATH)",
     )
+    _add_threads(h)
     h.add_argument(
         "--lookback", type=_parse_lookback, metavar="SPAN", help="replace the rules' window, e.g. 5d, 12h"
     )
@@ -837,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("kql", metavar="KQL", help="the query ('-': read it from stdin)")
     q.add_argument("--table", action="append", metavar="NAME=PATH", help="a table (repeatable)")
     q.add_argument("--now", type=_parse_now, metavar="T", help="freeze now() at T (ISO 8601, or 'latest')")
+    _add_threads(q)
     _add_output(q)
     q.add_argument("--strict", action="store_true", help="treat bad input rows as an error")
     _add_quiet(q)

@@ -124,20 +124,21 @@ pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Resul
         } else {
             None
         };
+        let nodes: Vec<usize> = members.iter().map(|(n, _)| *n).collect();
+        let shared = std::sync::Arc::new(scan::SharedScan::new(
+            members.into_iter().map(|(_, f)| f).collect(),
+        ));
+        // Readers that can (Parquet) drop the rows no member keeps while decoding.
         let req = ScanRequest {
             needed,
             time_range,
-            prefilter: None,
+            prefilter: shared.prefilter(),
         };
         let Some(stream) = t.scan_arrow(&req) else {
             continue; // the plans scan this table themselves
         };
-        let nodes: Vec<usize> = members.iter().map(|(n, _)| *n).collect();
         let results = match stream {
-            Ok(stream) => {
-                let shared = scan::SharedScan::new(members.into_iter().map(|(_, f)| f).collect());
-                scan::run_shared(stream, shared, threads)
-            }
+            Ok(stream) => scan::run_shared(stream, shared, threads),
             Err(e) => nodes.iter().map(|_| Err(e.clone())).collect(),
         };
         for (node, r) in nodes.into_iter().zip(results) {

@@ -452,6 +452,42 @@ impl<'a> Cols<'a> {
     }
 }
 
+/// Every column the raw predicates read (sorted).
+fn raw_columns(raw: &[Raw]) -> Vec<usize> {
+    fn walk(p: &Raw, out: &mut Vec<usize>) {
+        match p {
+            Raw::Str { column, .. } | Raw::Time { column, .. } => out.push(*column),
+            Raw::Any(parts) => parts.iter().for_each(|p| walk(p, out)),
+        }
+    }
+    let mut cols = Vec::new();
+    raw.iter().for_each(|p| walk(p, &mut cols));
+    cols.sort_unstable();
+    cols.dedup();
+    cols
+}
+
+/// The rows that pass every raw predicate that can run on `view` (the others keep all).
+fn passing(raw: &[Raw], view: &Cols<'_>, hits: &[KeyRows]) -> Result<Sel> {
+    let mut sel = Sel::All;
+    for p in raw {
+        if let Some(next) = p.select(view, &sel, hits)? {
+            sel = next;
+        }
+        if sel.is_empty() {
+            break;
+        }
+    }
+    Ok(sel)
+}
+
+fn mark(keep: &mut [bool], sel: &Sel) {
+    match sel {
+        Sel::All => keep.iter_mut().for_each(|k| *k = true),
+        Sel::Rows(r) => r.iter().for_each(|&i| keep[i as usize] = true),
+    }
+}
+
 /// Set rows of a mask (never null).
 fn mask_rows(m: &arrow::array::BooleanArray) -> Vec<u32> {
     m.values().set_indices().map(|i| i as u32).collect()
@@ -602,35 +638,16 @@ impl FusedFilter {
         if self.raw.is_empty() {
             return None;
         }
-        fn columns(p: &Raw, out: &mut Vec<usize>) {
-            match p {
-                Raw::Str { column, .. } | Raw::Time { column, .. } => out.push(*column),
-                Raw::Any(parts) => parts.iter().for_each(|p| columns(p, out)),
-            }
-        }
-        let mut cols = Vec::new();
-        self.raw.iter().for_each(|p| columns(p, &mut cols));
-        cols.sort_unstable();
-        cols.dedup();
         let raw = Arc::new(self.raw.clone());
         Some(crate::table::Prefilter {
-            columns: cols,
+            columns: raw_columns(&raw),
             eval: Arc::new(move |arrays: &[Option<ArrayRef>], rows: usize| {
                 let view = Cols {
                     columns: arrays.iter().map(|a| a.as_deref()).collect(),
                     rows,
                 };
-                let mut sel = Sel::All;
-                for p in raw.iter() {
-                    if let Some(next) = p.select(&view, &sel, &[])? {
-                        sel = next;
-                    }
-                }
                 let mut keep = vec![false; rows];
-                match sel {
-                    Sel::All => keep.iter_mut().for_each(|k| *k = true),
-                    Sel::Rows(r) => r.into_iter().for_each(|i| keep[i as usize] = true),
-                }
+                mark(&mut keep, &passing(&raw, &view, &[])?);
                 Ok(arrow::array::BooleanArray::from(keep))
             }),
         })
@@ -842,6 +859,47 @@ impl SharedScan {
         &self.members
     }
 
+    /// The rows any member may keep, as a predicate a reader may apply while decoding:
+    /// the shared scanners run on the predicate columns, then each member's raw
+    /// predicates. None when some member has none (it keeps every row).
+    pub fn prefilter(self: &Arc<Self>) -> Option<crate::table::Prefilter> {
+        if self.members.iter().any(|m| m.raw.is_empty()) {
+            return None;
+        }
+        let mut columns: Vec<usize> = self
+            .members
+            .iter()
+            .flat_map(|m| raw_columns(&m.raw))
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        let scan = self.clone();
+        Some(crate::table::Prefilter {
+            columns,
+            eval: Arc::new(move |arrays: &[Option<ArrayRef>], rows: usize| {
+                let view = Cols {
+                    columns: arrays.iter().map(|a| a.as_deref()).collect(),
+                    rows,
+                };
+                let hits = scan
+                    .scanners
+                    .iter()
+                    .map(|(column, sc)| {
+                        Ok(KeyRows::new(
+                            &sc.scan(view.column(*column)?)?,
+                            sc.key_count(),
+                        ))
+                    })
+                    .collect::<Result<Vec<KeyRows>>>()?;
+                let mut keep = vec![false; rows];
+                for m in &scan.members {
+                    mark(&mut keep, &passing(&m.raw, &view, &hits)?);
+                }
+                Ok(arrow::array::BooleanArray::from(keep))
+            }),
+        })
+    }
+
     /// One batch for every member: the shared scans, then each member's filter.
     fn run(&self, batch: &RecordBatch) -> Result<Vec<Result<Option<Chunk>>>> {
         let hits = self
@@ -871,11 +929,10 @@ pub fn run_fused<'a>(
 /// (or its first error).
 pub fn run_shared(
     stream: BatchStream<'_>,
-    scan: SharedScan,
+    scan: Arc<SharedScan>,
     threads: usize,
 ) -> Vec<Result<Vec<Chunk>>> {
     let n = scan.members.len();
-    let scan = Arc::new(scan);
     let per_morsel = move |b: &RecordBatch| scan.run(b);
     let mut out: Vec<Result<Vec<Chunk>>> = (0..n).map(|_| Ok(Vec::new())).collect();
     for morsel in in_order(stream, threads, per_morsel) {

@@ -121,6 +121,19 @@ def test_hunt_json_exact(capsys, files):
     assert "skipped 1 rule(s) for DeviceFileCertificateInfo" in err
 
 
+def test_threads_option(capsys, files):
+    code, default, _ = hunt_json(capsys, files)
+    for n in ("1", "2"):
+        assert hunt_json(capsys, files, "--threads", n)[1] == default
+    code, out, _ = run(
+        capsys, "query", "DeviceProcessEvents | where ProcessVersionInfoProductName has 'anydesk' | count",
+        "--table", f"DeviceProcessEvents={files['proc']}", "--threads", "1", "--format", "json",
+    )
+    assert code == 0 and json.loads(out)[0]["Count"] == 4
+    code, _, err = run(capsys, "hunt", str(files["proc"]), "--threads", "0")
+    assert code == 2 and "positive number of threads" in err
+
+
 def test_hunt_formats_agree(capsys, files, tmp_path):
     _, rows, _ = hunt_json(capsys, files)
     code, out, _ = run(capsys, "hunt", str(files["proc"]), str(files["net"]), "--now", NOW_TEXT,
