@@ -56,6 +56,9 @@ pub struct TimeRange {
 }
 
 pub type ChunkStream<'a> = Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a>;
+/// A unit of a scan that can run on any thread (Parquet: one row group of one file),
+/// giving its raw batches; a scan's tasks, run in order, give the whole scan.
+pub type ScanTask<'a> = Box<dyn FnOnce() -> Result<Vec<RecordBatch>> + Send + 'a>;
 pub type BatchStream<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
 
 pub trait TableProvider: Send + Sync {
@@ -69,6 +72,13 @@ pub trait TableProvider: Send + Sync {
     /// length), so that filters can run on the input layout (dictionaries matched once)
     /// before anything is converted. `None` when the table cannot do this.
     fn scan_arrow(&self, _req: &ScanRequest) -> Option<Result<BatchStream<'_>>> {
+        None
+    }
+
+    /// Like [`TableProvider::scan_arrow`], as independent tasks that threads can decode
+    /// in parallel (results kept in task order). `None` when the table cannot split its
+    /// scan (or it would not pay: the default).
+    fn scan_arrow_tasks(&self, _req: &ScanRequest) -> Option<Result<Vec<ScanTask<'_>>>> {
         None
     }
 }

@@ -1305,4 +1305,33 @@ fn parquet_many_queries_one_pass() {
             "{q}"
         );
     }
+    // Row groups decoded on several threads come back in file order (no sort here).
+    let rb = one(&p, Some("DeviceProcessEvents"))
+        .to_record_batch()
+        .unwrap();
+    let mut mem: Catalog = HashMap::new();
+    mem.insert(
+        "DeviceProcessEvents".into(),
+        Arc::new(rmmhunt::MemTable::new(rb.schema(), vec![rb])) as Arc<dyn TableProvider>,
+    );
+    let q = rmmhunt::Query::parse(
+        "DeviceProcessEvents | where FileName has 'anydesk' or DeviceName has 'wks-03' | project ProcessId, Timestamp",
+    )
+    .unwrap();
+    let want = q
+        .run_with_threads(&mem, ticks::UNIX_EPOCH, 1)
+        .unwrap()
+        .rows_json();
+    assert!(want.len() > 20);
+    for threads in [1, 2, 3] {
+        let got = q
+            .run_with_threads(&c, ticks::UNIX_EPOCH, threads)
+            .unwrap()
+            .rows_json();
+        assert_eq!(got, want, "threads={threads}");
+        let many = rmmhunt::Query::run_many(&[&q, &q], &c, ticks::UNIX_EPOCH, threads);
+        for r in many {
+            assert_eq!(r.unwrap().rows_json(), want, "run_many threads={threads}");
+        }
+    }
 }

@@ -134,11 +134,16 @@ pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Resul
             time_range,
             prefilter: shared.prefilter(),
         };
-        let Some(stream) = t.scan_arrow(&req) else {
-            continue; // the plans scan this table themselves
+        // Row groups decoded on several threads when the reader can split its scan.
+        let source = match (threads > 1).then(|| t.scan_arrow_tasks(&req)).flatten() {
+            Some(tasks) => tasks.map(scan::Source::Tasks),
+            None => match t.scan_arrow(&req) {
+                Some(stream) => stream.map(scan::Source::Stream),
+                None => continue, // the plans scan this table themselves
+            },
         };
-        let results = match stream {
-            Ok(stream) => scan::run_shared(stream, shared, threads),
+        let results = match source {
+            Ok(source) => scan::run_shared(source, shared, threads),
             Err(e) => nodes.iter().map(|_| Err(e.clone())).collect(),
         };
         for (node, r) in nodes.into_iter().zip(results) {
@@ -342,6 +347,11 @@ pub fn execute<'a>(
                     time_range: fused.time_window(),
                     prefilter: fused.prefilter(),
                 };
+                if ctx.threads > 1 {
+                    if let Some(tasks) = t.scan_arrow_tasks(&req) {
+                        return Ok(scan::run_fused_tasks(tasks?, fused, ctx.threads));
+                    }
+                }
                 if let Some(stream) = t.scan_arrow(&req) {
                     return Ok(scan::run_fused(stream?, fused, ctx.threads));
                 }

@@ -31,7 +31,7 @@ use crate::kernels::terms::TermMatch;
 use crate::kernels::termscan::{KeyRows, TermScanner};
 use crate::plan::{BExpr, BKind, Schema};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
-use crate::table::BatchStream;
+use crate::table::{BatchStream, ScanTask};
 use crate::types::{KqlType, Value};
 
 /// Rows per unit of parallel work.
@@ -925,17 +925,40 @@ pub fn run_fused<'a>(
     Box::new(in_order(stream, threads, per_morsel).filter_map(|r| r.transpose()))
 }
 
-/// Runs a shared scan over a batch stream; per member, its surviving chunks in order
-/// (or its first error).
+/// Like [`run_fused`], over scan tasks decoded in parallel (`threads` at a time).
+pub fn run_fused_tasks<'a>(
+    tasks: Vec<ScanTask<'a>>,
+    filter: FusedFilter,
+    threads: usize,
+) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
+    let filter = Arc::new(filter);
+    let per_morsel = move |b: &RecordBatch| filter.run(b, &[]);
+    Box::new(tasks_in_order(tasks, threads, per_morsel).filter_map(|r| r.transpose()))
+}
+
+/// Where a shared scan's batches come from.
+pub enum Source<'a> {
+    Stream(BatchStream<'a>),
+    Tasks(Vec<ScanTask<'a>>),
+}
+
+type MemberResults = Vec<Result<Option<Chunk>>>;
+
+/// Runs a shared scan over a batch stream or scan tasks; per member, its surviving
+/// chunks in order (or its first error).
 pub fn run_shared(
-    stream: BatchStream<'_>,
+    source: Source<'_>,
     scan: Arc<SharedScan>,
     threads: usize,
 ) -> Vec<Result<Vec<Chunk>>> {
     let n = scan.members.len();
     let per_morsel = move |b: &RecordBatch| scan.run(b);
     let mut out: Vec<Result<Vec<Chunk>>> = (0..n).map(|_| Ok(Vec::new())).collect();
-    for morsel in in_order(stream, threads, per_morsel) {
+    let morsels: Box<dyn Iterator<Item = Result<MemberResults>> + Send + '_> = match source {
+        Source::Stream(stream) => Box::new(in_order(stream, threads, per_morsel)),
+        Source::Tasks(tasks) => Box::new(tasks_in_order(tasks, threads, per_morsel)),
+    };
+    for morsel in morsels {
         match morsel {
             Err(e) => {
                 for o in out.iter_mut().filter(|o| o.is_ok()) {
@@ -993,6 +1016,63 @@ fn in_order<'a, T: Send + 'a>(
         pending.extend(process_round(&round, &f, threads));
         if let Some(e) = failed {
             pending.push_back(Err(e));
+        }
+    })
+}
+
+/// `f` over the morsels of scan tasks, `threads` tasks at a time (each decoded on its
+/// own thread), results in task order; an error ends the stream.
+fn tasks_in_order<'a, T: Send + 'a>(
+    tasks: Vec<ScanTask<'a>>,
+    threads: usize,
+    f: impl Fn(&RecordBatch) -> Result<T> + Send + Sync + 'a,
+) -> impl Iterator<Item = Result<T>> + Send + 'a {
+    let mut tasks: std::collections::VecDeque<ScanTask<'a>> = tasks.into();
+    let mut pending: std::collections::VecDeque<Result<T>> = std::collections::VecDeque::new();
+    let mut failed = false;
+    std::iter::from_fn(move || loop {
+        if let Some(r) = pending.pop_front() {
+            return Some(r);
+        }
+        if failed || tasks.is_empty() {
+            return None;
+        }
+        let round: Vec<ScanTask<'a>> = (0..threads.max(1))
+            .filter_map(|_| tasks.pop_front())
+            .collect();
+        let f = &f;
+        let outs: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = round
+                .into_iter()
+                .map(|task| {
+                    s.spawn(move || -> Result<Vec<T>> {
+                        let mut out = Vec::new();
+                        for b in task()? {
+                            for m in split_batch(Ok(b)) {
+                                out.push(f(&m?)?);
+                            }
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::internal("a scan thread panicked")))
+                })
+                .collect()
+        });
+        for o in outs {
+            match o {
+                Ok(v) => pending.extend(v.into_iter().map(Ok)),
+                Err(e) => {
+                    pending.push_back(Err(e));
+                    failed = true;
+                    break;
+                }
+            }
         }
     })
 }

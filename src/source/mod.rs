@@ -45,7 +45,7 @@ use arrow::record_batch::RecordBatch;
 use crate::column::{Chunk, Column};
 use crate::error::{Error, Result};
 use crate::plan::Schema;
-use crate::table::{BatchStream, ChunkStream, ScanRequest, TableProvider};
+use crate::table::{BatchStream, ChunkStream, ScanRequest, ScanTask, TableProvider};
 use crate::types::KqlType;
 
 pub use report::{BadRow, FileReport, MAX_EXAMPLES};
@@ -368,6 +368,17 @@ impl FileTable {
         req: &ScanRequest,
         mode: Mode,
     ) -> Result<Box<dyn PartReader + 'a>> {
+        self.part_reader_of(i, req, mode, None)
+    }
+
+    /// A reader of part `i`; for Parquet, of its row group `only_group` alone when given.
+    fn part_reader_of<'a>(
+        &'a self,
+        i: usize,
+        req: &ScanRequest,
+        mode: Mode,
+        only_group: Option<usize>,
+    ) -> Result<Box<dyn PartReader + 'a>> {
         let part = &self.parts[i];
         let targets = self.targets(part, &req.needed);
         let time = req.time_range.as_ref().and_then(|r| {
@@ -382,6 +393,7 @@ impl FileTable {
                 time.clone(),
                 mode,
                 req.prefilter.clone(),
+                only_group,
             ),
             FileState::Csv(f) => csv::reader(part, f.clone(), targets, mode),
             FileState::Json(f) => json::reader(part, f.clone(), targets, mode),
@@ -493,6 +505,43 @@ impl TableProvider for FileTable {
             |r| r.next_batch(),
             |b: &RecordBatch| b.num_rows(),
         ))))
+    }
+
+    /// One task per row group of each Parquet file, when the scan has a prefilter (so
+    /// each task returns only the rows the query may keep, and no file report is due
+    /// from a filtered pass) and there is more than one row group.
+    fn scan_arrow_tasks(&self, req: &ScanRequest) -> Option<Result<Vec<ScanTask<'_>>>> {
+        req.prefilter.as_ref()?;
+        let mut units: Vec<(usize, usize)> = Vec::new();
+        for (i, p) in self.parts.iter().enumerate() {
+            let FileState::Parquet(f) = &p.state else {
+                return None;
+            };
+            let groups = f.row_groups();
+            units.extend((0..groups).map(|g| (i, g)));
+        }
+        if units.len() < 2 {
+            return None;
+        }
+        let tasks = units
+            .into_iter()
+            .map(|(i, g)| {
+                let req = req.clone();
+                Box::new(move || -> Result<Vec<RecordBatch>> {
+                    let mode = self.mode(false, self.strict);
+                    let display = &self.parts[i].input.display;
+                    let mut r = self.part_reader_of(i, &req, mode, Some(g))?;
+                    let mut out = Vec::new();
+                    while let Some(b) = guard(display, || r.next_batch())? {
+                        if b.num_rows() > 0 {
+                            out.push(b);
+                        }
+                    }
+                    Ok(out)
+                }) as ScanTask<'_>
+            })
+            .collect();
+        Some(Ok(tasks))
     }
 }
 

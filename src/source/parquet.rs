@@ -36,6 +36,12 @@ pub(crate) struct ParquetFile {
     bytes: Option<Bytes>,
 }
 
+impl ParquetFile {
+    pub(crate) fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+}
+
 fn corrupt(input: &Input, e: impl std::fmt::Display) -> Error {
     Error::data(format!(
         "{}: not a readable Parquet file (truncated or corrupt?): {e}",
@@ -263,6 +269,7 @@ pub(crate) fn reader<'a>(
     time: Option<(String, i64, i64)>,
     mode: Mode,
     prefilter: Option<Prefilter>,
+    only_group: Option<usize>,
 ) -> Result<Box<dyn PartReader + 'a>> {
     let meta = file.meta.metadata().clone();
     let n_groups = meta.num_row_groups();
@@ -275,6 +282,9 @@ pub(crate) fn reader<'a>(
                 selected = g;
             }
         }
+    }
+    if let Some(g) = only_group {
+        selected.retain(|x| *x == g);
     }
     let mut start = 0u64;
     let mut starts = Vec::with_capacity(n_groups);
