@@ -345,29 +345,31 @@ pub(crate) fn reader<'a>(
     }
     let mask = ProjectionMask::roots(file.meta.parquet_schema(), roots.iter().copied());
     let reader_meta = dictionary_hint(&file, &roots).unwrap_or_else(|| file.meta.clone());
-    let reader = match &file.bytes {
-        Some(b) => {
-            let mut builder =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(b.clone(), reader_meta)
-                    .with_projection(mask)
-                    .with_row_groups(selected)
-                    .with_batch_size(mode.batch_rows);
-            if let Some(f) = filter {
-                builder = builder.with_row_filter(f);
-            }
-            builder.build()
+    /// The reader over `input` with the projection, row groups and filter decided above.
+    fn build<R: parquet::file::reader::ChunkReader + 'static>(
+        input: R,
+        meta: ArrowReaderMetadata,
+        mask: ProjectionMask,
+        groups: Vec<usize>,
+        batch_rows: usize,
+        filter: Option<RowFilter>,
+    ) -> parquet::errors::Result<ParquetRecordBatchReader> {
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(input, meta)
+            .with_projection(mask)
+            .with_row_groups(groups)
+            .with_batch_size(batch_rows);
+        if let Some(f) = filter {
+            builder = builder.with_row_filter(f);
         }
+        builder.build()
+    }
+    let rows = mode.batch_rows;
+    let reader = match &file.bytes {
+        Some(b) => build(b.clone(), reader_meta, mask, selected, rows, filter),
         None => {
             let f = File::open(&part.input.path)
                 .map_err(|e| Error::data(format!("{}: {e}", part.input.display)))?;
-            let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, reader_meta)
-                .with_projection(mask)
-                .with_row_groups(selected)
-                .with_batch_size(mode.batch_rows);
-            if let Some(f) = filter {
-                builder = builder.with_row_filter(f);
-            }
-            builder.build()
+            build(f, reader_meta, mask, selected, rows, filter)
         }
     }
     .map_err(|e| corrupt(&part.input, e))?;
