@@ -635,22 +635,7 @@ impl FusedFilter {
     /// The raw predicates as a row predicate a reader may apply while decoding (None when
     /// there are none). Predicates that cannot run on a column's layout keep every row.
     pub fn prefilter(&self) -> Option<crate::table::Prefilter> {
-        if self.raw.is_empty() {
-            return None;
-        }
-        let raw = Arc::new(self.raw.clone());
-        Some(crate::table::Prefilter {
-            columns: raw_columns(&raw),
-            eval: Arc::new(move |arrays: &[Option<ArrayRef>], rows: usize| {
-                let view = Cols {
-                    columns: arrays.iter().map(|a| a.as_deref()).collect(),
-                    rows,
-                };
-                let mut keep = vec![false; rows];
-                mark(&mut keep, &passing(&raw, &view, &[])?);
-                Ok(arrow::array::BooleanArray::from(keep))
-            }),
-        })
+        Arc::new(SharedScan::new(vec![self.clone()])).prefilter()
     }
 
     /// The columns this filter reads or passes on.

@@ -17,7 +17,7 @@ use arrow::datatypes::DataType;
 
 use super::distinct;
 use super::terms::{self, TermMatch};
-use super::termscan::TermScanner;
+use super::termscan::{KeyRows, TermScanner};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -205,7 +205,7 @@ impl Matcher {
             if let Ok(hits) = sc.scan(a) {
                 let keys: Vec<u32> = (0..needles.len() as u32).collect();
                 let mut out = vec![self.negated; a.len()];
-                for r in hits.rows(&keys, all) {
+                for r in KeyRows::new(&hits, keys.len()).rows(&keys, all) {
                     out[r as usize] = !self.negated;
                 }
                 return BooleanArray::from(out);

@@ -47,28 +47,6 @@ pub struct Hits {
     pub pairs: Vec<(u32, u32)>,
 }
 
-impl Hits {
-    /// Rows (sorted, unique) holding any of `keys` (sorted), or all of them.
-    pub fn rows(&self, keys: &[u32], all: bool) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.pairs.len() {
-            let row = self.pairs[i].0;
-            let mut n = 0;
-            while i < self.pairs.len() && self.pairs[i].0 == row {
-                if keys.binary_search(&self.pairs[i].1).is_ok() {
-                    n += 1;
-                }
-                i += 1;
-            }
-            if (all && n == keys.len()) || (!all && n > 0) {
-                out.push(row);
-            }
-        }
-        out
-    }
-}
-
 /// Hits indexed by key: the rows (sorted) where each key occurs. Many predicates
 /// reading one scan each look only at their own keys.
 #[derive(Clone, Debug, Default)]
@@ -704,7 +682,7 @@ mod tests {
             .collect();
         let a = StringArray::from(rows.clone());
         let sc = TermScanner::new(&[("ConnectWise".to_string(), TermMatch::Whole)], false).unwrap();
-        let got = sc.scan(&a).unwrap().rows(&[0], false);
+        let got = KeyRows::new(&sc.scan(&a).unwrap(), 1).rows(&[0], false);
         let want: Vec<u32> = (0..40).filter(|i| i % 4 != 3).map(|i| i as u32).collect();
         assert_eq!(got, want);
     }
@@ -733,17 +711,12 @@ mod tests {
             pairs: vec![(0, 0), (0, 1), (2, 1), (5, 0), (5, 1), (5, 2)],
         };
         let k = KeyRows::new(&h, 4);
-        for (keys, all) in [
-            (&[0, 1][..], true),
-            (&[0, 1][..], false),
-            (&[2][..], false),
-            (&[1, 3][..], true),
-            (&[3][..], false),
-            (&[0, 1, 2][..], true),
-        ] {
-            assert_eq!(h.rows(keys, all), k.rows(keys, all), "{keys:?} all={all}");
-        }
-        assert_eq!(h.rows(&[0, 1], true), vec![0, 5]);
-        assert_eq!(h.rows(&[0, 1], false), vec![0, 2, 5]);
+        assert_eq!(k.rows(&[0, 1], true), vec![0, 5]);
+        assert_eq!(k.rows(&[0, 1], false), vec![0, 2, 5]);
+        assert_eq!(k.rows(&[2], false), vec![5]);
+        assert_eq!(k.rows(&[1, 3], true), Vec::<u32>::new());
+        assert_eq!(k.rows(&[3], false), Vec::<u32>::new());
+        assert_eq!(k.rows(&[0, 1, 2], true), vec![5]);
+        assert_eq!(k.rows(&[], false), Vec::<u32>::new());
     }
 }
