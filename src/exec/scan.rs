@@ -1025,29 +1025,24 @@ fn tasks_in_order<'a, T: Send + 'a>(
         let round: Vec<ScanTask<'a>> = (0..threads.max(1))
             .filter_map(|_| tasks.pop_front())
             .collect();
-        let f = &f;
-        let outs: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = round
-                .into_iter()
-                .map(|task| {
-                    s.spawn(move || -> Result<Vec<T>> {
-                        let mut out = Vec::new();
-                        for b in task()? {
-                            for m in split_batch(Ok(b)) {
-                                out.push(f(&m?)?);
-                            }
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::internal("a scan thread panicked")))
-                })
-                .collect()
+        // Each task runs once, on whichever thread takes its slot.
+        let slots: Vec<std::sync::Mutex<Option<ScanTask<'a>>>> = round
+            .into_iter()
+            .map(|t| std::sync::Mutex::new(Some(t)))
+            .collect();
+        let outs = parallel_map(slots.len(), threads, |i| -> Result<Vec<T>> {
+            let task = slots[i]
+                .lock()
+                .ok()
+                .and_then(|mut t| t.take())
+                .ok_or_else(|| Error::internal("a scan task ran twice"))?;
+            let mut out = Vec::new();
+            for b in task()? {
+                for m in split_batch(Ok(b)) {
+                    out.push(f(&m?)?);
+                }
+            }
+            Ok(out)
         });
         for o in outs {
             match o {
@@ -1077,22 +1072,32 @@ fn process_round<T: Send>(
     f: &(impl Fn(&RecordBatch) -> Result<T> + Sync),
     threads: usize,
 ) -> Vec<Result<T>> {
-    if threads == 1 || round.len() <= 1 {
-        return round.iter().map(f).collect();
+    parallel_map(round.len(), threads, |i| f(&round[i]))
+}
+
+/// `f(0..n)` on up to `threads` threads, results in index order (a panicking thread
+/// becomes an error after them).
+fn parallel_map<T: Send>(
+    n: usize,
+    threads: usize,
+    f: impl Fn(usize) -> Result<T> + Sync,
+) -> Vec<Result<T>> {
+    if threads <= 1 || n <= 1 {
+        return (0..n).map(f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<Result<T>>> = (0..round.len()).map(|_| None).collect();
+    let mut slots: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
     let results: Vec<Vec<(usize, Result<T>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.min(round.len()))
+        let handles: Vec<_> = (0..threads.min(n))
             .map(|_| {
                 s.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= round.len() {
+                        if i >= n {
                             break;
                         }
-                        mine.push((i, f(&round[i])));
+                        mine.push((i, f(i)));
                     }
                     mine
                 })
