@@ -6,6 +6,8 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from ._arrow import to_pyarrow_table
+
 if TYPE_CHECKING:
     import pandas
     import polars
@@ -41,9 +43,7 @@ class Result:
 
     def to_arrow(self) -> pyarrow.Table:
         """The result as a ``pyarrow.Table`` (datetimes are ``timestamp[ns, UTC]``)."""
-        import pyarrow as pa
-
-        return pa.table(self._table)
+        return to_pyarrow_table(self._table)
 
     def _dynamic_columns(self) -> list[str]:
         return [n for n, t in zip(self.columns, self._kql_types, strict=True) if t == "dynamic"]

@@ -42,6 +42,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from ._arrow import to_pyarrow_table
 from .errors import DataError, RmmhuntError, UnsupportedError
 from .rules import Rule, RulePack
 from .rules.errors import UnknownRuleError
@@ -358,7 +359,7 @@ def _materialize(name: str, data: Any) -> pyarrow.Table:
         assert isinstance(out, pa.Table)
         return out
     if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
-        return pa.table(data)
+        return to_pyarrow_table(data)
     for method in ("to_arrow_table", "to_arrow", "arrow"):
         fn = getattr(data, method, None)
         if callable(fn):

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _rmmhunt
+from ._arrow import to_pyarrow_table
 from .errors import DataError
 
 if TYPE_CHECKING:
@@ -88,9 +89,7 @@ class FileTable:
     def to_arrow(self) -> pyarrow.Table:
         """All rows as a pyarrow Table, typed as the engine types them (datetimes as
         ``timestamp[ns, UTC]``, each field tagged with its Kusto type)."""
-        import pyarrow as pa
-
-        return pa.table(self._inner.to_arrow())
+        return to_pyarrow_table(self._inner.to_arrow())
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self._inner.to_arrow().__arrow_c_stream__(requested_schema)

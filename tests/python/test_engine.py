@@ -36,6 +36,21 @@ def test_import_does_not_load_dataframe_libraries() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_to_arrow_does_not_import_pandas() -> None:
+    # pyarrow.table(obj) imports pandas to ask whether obj is a DataFrame: ~50 MB and a third
+    # of a second for a ten-row result. Results and file tables convert as Arrow streams.
+    code = (
+        "import sys, rmmhunt; "
+        "t = rmmhunt.query('print x = 1').to_arrow(); "
+        "d = rmmhunt.query('datatable(s: string) [\"a\", \"b\", \"c\", \"d\"]').to_arrow(); "
+        "f = rmmhunt.query('T | where s != \"d\"', {'T': d}).to_arrow(); "
+        "assert t.num_rows == 1 and f.num_rows == 3, (t, f); "
+        "print('pandas' in sys.modules); sys.exit(1 if 'pandas' in sys.modules else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_print_and_result_formats() -> None:
     r = rmmhunt.query('print n = 1 + 1, s = "a", d = datetime(2020-01-01), l = dynamic([1, 2]), m = dynamic({"k": "v"})')
     assert r.columns == ["n", "s", "d", "l", "m"]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from .._arrow import to_pyarrow_table
 from .errors import RuleError
 from .exclusions import kql_ident
 from .export import active_scenarios, resolve_field_map
@@ -188,7 +189,7 @@ def _reusable(data: Any) -> Any:
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         return data
     if hasattr(data, "__arrow_c_stream__") or isinstance(data, pa.RecordBatchReader):
-        return pa.table(data)
+        return to_pyarrow_table(data)
     return data
 
 
