@@ -8,6 +8,7 @@ stream instead.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,3 +30,51 @@ def to_pyarrow_table(data: Any) -> pyarrow.Table:
     if from_stream is not None and hasattr(data, "__arrow_c_stream__"):
         return from_stream(data).read_all()
     return pa.table(data)
+
+
+def repeat_string(value: str | None, n: int) -> pyarrow.Array:
+    """``n`` copies of ``value`` (None: nulls) as a string array, built from buffers
+    (``pyarrow.array`` and ``pyarrow.scalar`` on Python objects import pandas)."""
+    import pyarrow as pa
+
+    if value is None:
+        return pa.nulls(n, pa.string())
+    data = value.encode()
+    width = len(data)
+    if (n + 1) * width >= 2**31:  # past 32-bit offsets: let pyarrow chunk it
+        return pa.array([value] * n, pa.string())
+    offsets = array("i", range(0, (n + 1) * width, width)) if width else array("i", [0] * (n + 1))
+    buffers = [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n)]
+    return pa.Array.from_buffers(pa.string(), n, buffers)
+
+
+def repeat_int64(value: int, n: int) -> pyarrow.Array:
+    """``n`` copies of ``value`` as an int64 array, built from a buffer."""
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", [value]).tobytes() * n)])
+
+
+def string_array(values: list[str | None]) -> pyarrow.Array:
+    """Python strings (None: null) as a string array, built from buffers."""
+    import pyarrow as pa
+
+    encoded = [b"" if v is None else v.encode() for v in values]
+    data = b"".join(encoded)
+    if len(data) >= 2**31:  # past 32-bit offsets: let pyarrow chunk it
+        return pa.array(values, pa.string())
+    offsets = array("i", [0])
+    end = 0
+    for e in encoded:
+        end += len(e)
+        offsets.append(end)
+    validity = None
+    if any(v is None for v in values):
+        bits = bytearray((len(values) + 7) // 8)
+        for i, v in enumerate(values):
+            if v is not None:
+                bits[i // 8] |= 1 << (i % 8)
+        validity = pa.py_buffer(bytes(bits))
+    return pa.Array.from_buffers(
+        pa.string(), len(values), [validity, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )

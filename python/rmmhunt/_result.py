@@ -74,6 +74,15 @@ class Result:
                 row[name] = _py_dynamic(row[name])
         return rows
 
+    def column_pylist(self, name: str) -> list[Any]:
+        """One column's values (dynamic values decoded from JSON). Reading only the columns
+        wanted also avoids converting datetimes, which pyarrow turns into pandas Timestamps
+        (importing pandas) when pandas is installed."""
+        values: list[Any] = self.to_arrow().column(name).to_pylist()
+        if name in self._dynamic_columns():
+            values = [_py_dynamic(v) for v in values]
+        return values
+
     def __repr__(self) -> str:
         cols = ", ".join(f"{n}:{t}" for n, t in self.kql_types.items())
         return f"<rmmhunt.Result {len(self)} rows [{cols}]>"

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from ._arrow import to_pyarrow_table
+from ._arrow import repeat_int64, repeat_string, string_array, to_pyarrow_table
 from .errors import DataError, RmmhuntError, UnsupportedError
 from .rules import Rule, RulePack
 from .rules.errors import UnknownRuleError
@@ -460,7 +460,6 @@ def _conform_types(
     booleans; integral floats; numbers read as text); anything else is a DataError naming
     the table, column and both types."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     out = dict(data)
     documented = _column_types()
@@ -508,7 +507,7 @@ def _conform_types(
                 "timespan": pa.duration("ns"),
             }[want]
             try:
-                converted = pc.cast(arr, target, safe=True)
+                converted = arr.cast(target, safe=True)  # imports pyarrow.compute only here
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataError(
                     f"{table}.{col} is documented as {want} but the data holds {arr.type}, "
@@ -842,7 +841,7 @@ def _json_text(table: pyarrow.Table, name: str) -> pyarrow.Table:
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return table
     values = [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()]
-    return table.set_column(idx, pa.field(name, pa.string()), pa.array(values, pa.string()))
+    return table.set_column(idx, pa.field(name, pa.string()), string_array(values))
 
 
 def _unify(parts: list[pyarrow.Table]) -> pyarrow.Table:
@@ -934,8 +933,8 @@ def _build_findings(
             "tactic": info.tactic,
             "technique": info.technique,
         }
-        arrays = [pa.array([meta[c]] * n, pa.string()) for c in META_COLUMNS]
-        arrays.append(pa.array([index] * n, pa.int64()))
+        arrays = [repeat_string(meta[c], n) for c in META_COLUMNS]
+        arrays.append(repeat_int64(index, n))
         full = pa.Table.from_arrays(
             arrays + list(result.columns), names=[*META_COLUMNS, "__order", *result.column_names]
         )
@@ -965,9 +964,9 @@ def _build_findings(
     else:
         schema = _empty_rule_schema()
         table = pa.Table.from_arrays(
-            [pa.array([], pa.string()) for _ in META_COLUMNS]
-            + [pa.array([], pa.int64())]
-            + [pa.array([], f.type) for f in schema],
+            [pa.nulls(0, pa.string()) for _ in META_COLUMNS]
+            + [pa.nulls(0, pa.int64())]
+            + [pa.nulls(0, f.type) for f in schema],
             names=[*META_COLUMNS, "__order", *schema.names],
         )
         for k, v in _EMPTY_KQL.items():

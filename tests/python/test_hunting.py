@@ -394,3 +394,24 @@ def test_wrong_types_convert_when_lossless_else_error() -> None:
     bad = _pa.table({**base, "ReportId": ["17", "eighteen"]})
     with pytest.raises(_DataError, match="ReportId is documented as long"):
         rmmhunt.hunt({"DeviceProcessEvents": bad}, rules="83f7b313-b955-4988-b524-b2da55c67b43", now=now, exclusions="off")
+
+
+def test_hunt_does_not_import_pandas(data, tmp_path):
+    # pyarrow.array / pyarrow.scalar on Python values import pandas (~0.2 s and ~50 MB on the
+    # first hunt of a process, e.g. every CLI run): findings are built from Arrow buffers.
+    paths = []
+    for name, t in data.items():
+        p = tmp_path / f"{name}.parquet"
+        pq.write_table(t, p)
+        paths.append(str(p))
+    expected = essentials(hunt(paths, rules=SELECTION, now=NOW))
+    assert len(expected) >= 2
+    code = (
+        "import sys, json, rmmhunt; from datetime import datetime, timezone; "
+        f"f = rmmhunt.hunt({paths!r}, rules={SELECTION!r}, now=datetime(2024, 6, 6, tzinfo=timezone.utc)); "
+        "rows = f.to_arrow().num_rows; "
+        "print(json.dumps([rows, 'pandas' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"[{len(expected)}, false]", out.stdout

@@ -261,14 +261,14 @@ def _count_query(query: Any, predicate: str, device_column: str, label: str) -> 
 def _counted(count: _Count, result: Any, device_column: str) -> ScenarioSuppression:
     events = 0
     devices: set[str] = set()
-    for row in result.to_pylist():
-        if count.aggregated:
-            events += int(row[_EVENTS])
-            devices.update(_device_ids(row[_DEVICES]))
-        else:
-            events += 1
-            if row.get(device_column) is not None:
-                devices.add(str(row[device_column]))
+    if count.aggregated:
+        for n, ids in zip(result.column_pylist(_EVENTS), result.column_pylist(_DEVICES), strict=True):
+            events += int(n)
+            devices.update(_device_ids(ids))
+    else:
+        events = len(result)
+        if device_column in result.columns:
+            devices.update(str(d) for d in result.column_pylist(device_column) if d is not None)
     ids = tuple(sorted(devices))
     return ScenarioSuppression(count.label, events, len(ids), ids)
 
