@@ -101,6 +101,20 @@ pub fn matcher_for(e: &BExpr) -> Option<(&BExpr, Matcher)> {
             };
             Some((left, Matcher::new(kind, *cs, *negated)))
         }
+        // `==` / `!=` between a string and a string literal (either side): `Equals`,
+        // case-sensitive, as `str_kind` maps them (nulls read as "" in both).
+        BKind::Binary(op @ (BinOp::Eq | BinOp::Ne), l, r) => {
+            let (side, lit) = match (l.as_literal(), r.as_literal()) {
+                (None, Some(Value::String(s))) => (l, s),
+                (Some(Value::String(s)), None) => (r, s),
+                _ => return None,
+            };
+            if side.ty != KqlType::String {
+                return None;
+            }
+            let kind = Kind::Equals(lit.clone());
+            Some((side.as_ref(), Matcher::new(kind, true, *op == BinOp::Ne)))
+        }
         _ => None,
     }
 }
@@ -384,6 +398,14 @@ impl Raw {
                 column, matcher, ..
             } => {
                 let a = batch.column(*column)?;
+                // Affix and equality tests with one ASCII needle: each row's bytes.
+                let given = match sel {
+                    Sel::Rows(rows) => Some(&rows[..]),
+                    Sel::All => None,
+                };
+                if let Some(kept) = matcher.select_rows(a, given) {
+                    return Ok(Some(Sel::Rows(kept)));
+                }
                 // Row by row when few rows are left (a whole-array pass is cheap per row:
                 // a term scan costs about what 1/32 of the rows cost one by one).
                 match sel {

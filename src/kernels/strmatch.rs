@@ -135,6 +135,133 @@ impl Matcher {
         m != self.negated
     }
 
+    /// For `startswith`, `endswith`, `==` and `=~` with one ASCII needle: the test on a
+    /// row's bytes, or None when the bytes it looks at are not all ASCII (then `matches`
+    /// decides). Exact: a case-insensitive needle is compared with `terms::fold` of the
+    /// row, and ASCII characters fold one to one to ASCII, so when the bytes compared are
+    /// ASCII their ASCII-lowercase is the folded text there; other characters fold to
+    /// non-ASCII ones but KELVIN SIGN (3 bytes, to `k`), which is why a non-ASCII row of
+    /// another length may still be equal and takes `matches`.
+    ///
+    /// `ascii_rows`: every row is known to be ASCII (no per-row check).
+    fn ascii_test(&self, ascii_rows: bool) -> Option<impl Fn(&[u8]) -> Option<bool> + '_> {
+        let (needle, kind) = match &self.kind {
+            Kind::StartsWith(n) => (n, 0),
+            Kind::EndsWith(n) => (n, 1),
+            Kind::Equals(n) => (n, 2),
+            _ => return None,
+        };
+        if !needle.is_ascii() {
+            return None;
+        }
+        let n = needle.as_bytes();
+        let cs = self.cs;
+        Some(
+            #[inline(always)]
+            move |b: &[u8]| -> Option<bool> {
+                if cs {
+                    return Some(match kind {
+                        0 => b.starts_with(n),
+                        1 => b.ends_with(n),
+                        _ => b == n,
+                    });
+                }
+                if ascii_rows {
+                    return Some(match kind {
+                        0 => b.len() >= n.len() && b[..n.len()].eq_ignore_ascii_case(n),
+                        1 => b.len() >= n.len() && b[b.len() - n.len()..].eq_ignore_ascii_case(n),
+                        _ => b.eq_ignore_ascii_case(n),
+                    });
+                }
+                if kind == 2 {
+                    // A row folding to an ASCII needle holds ASCII and KELVIN SIGN only (3
+                    // bytes to 1): its length is between the needle's and three times that.
+                    if b.len() == n.len() && b.is_ascii() {
+                        return Some(b.eq_ignore_ascii_case(n));
+                    }
+                    if b.len() < n.len() || b.len() > 3 * n.len() || b.is_ascii() {
+                        return Some(false);
+                    }
+                    return None;
+                }
+                let part = match kind {
+                    0 => b.get(..n.len()),
+                    _ => b.len().checked_sub(n.len()).map(|i| &b[i..]),
+                };
+                match part {
+                    Some(p) if p.is_ascii() => Some(p.eq_ignore_ascii_case(n)),
+                    // Shorter than the needle and ASCII: so is the folded row.
+                    None if b.is_ascii() => Some(false),
+                    _ => None,
+                }
+            },
+        )
+    }
+
+    /// The rows (all, or those of `rows`, in order) where the predicate holds, testing
+    /// each row's bytes directly: `startswith`, `endswith`, `==`, `=~` with one ASCII
+    /// needle over plain strings, where neither a buffer scan nor a per-value memo pays.
+    /// None for other predicates and layouts.
+    pub fn select_rows(&self, a: &dyn Array, rows: Option<&[u32]>) -> Option<Vec<u32>> {
+        let needle_len = match &self.kind {
+            Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii() => n.len(),
+            _ => return None,
+        };
+        let equality = matches!(self.kind, Kind::Equals(_));
+        fn go<O: OffsetSizeTrait>(
+            m: &Matcher,
+            a: &GenericStringArray<O>,
+            rows: Option<&[u32]>,
+            needle_len: usize,
+            equality: bool,
+        ) -> Vec<u32> {
+            let offsets = a.value_offsets();
+            let data = a.value_data();
+            // Most rows to test, case-insensitively: one pass over the values tells
+            // whether all are ASCII, and then rows are compared without a check each.
+            let all_ascii = !m.cs
+                && rows.is_none_or(|r| r.len() * 8 > a.len())
+                && data[offsets[0].as_usize()..offsets[a.len()].as_usize()].is_ascii();
+            let Some(test) = m.ascii_test(all_ascii) else {
+                return Vec::new();
+            };
+            // Equality compared byte for byte: a row of another length is not equal,
+            // and its bytes are not read.
+            let by_length = equality && (m.cs || all_ascii);
+            let nulls = a.logical_nulls().filter(|n| n.null_count() > 0);
+            let empty = m.matches("");
+            let mut out = Vec::new();
+            let mut visit = |r: usize| {
+                let hit = if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
+                    empty
+                } else {
+                    let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
+                    if by_length && e - s != needle_len {
+                        m.negated
+                    } else {
+                        match test(&data[s..e]) {
+                            Some(hit) => hit != m.negated,
+                            None => m.matches(a.value(r)),
+                        }
+                    }
+                };
+                if hit {
+                    out.push(r as u32);
+                }
+            };
+            match rows {
+                Some(rows) => rows.iter().for_each(|&r| visit(r as usize)),
+                None => (0..a.len()).for_each(visit),
+            }
+            out
+        }
+        match a.data_type() {
+            DataType::Utf8 => Some(go(self, a.as_string::<i32>(), rows, needle_len, equality)),
+            DataType::LargeUtf8 => Some(go(self, a.as_string::<i64>(), rows, needle_len, equality)),
+            _ => None,
+        }
+    }
+
     /// Which strategy `eval_array` uses for this array.
     pub fn strategy(&self, dt: &DataType) -> Strategy {
         match dt {
@@ -321,6 +448,17 @@ mod tests {
             ),
             Matcher::new(Kind::StartsWith("screen".into()), false, false),
             Matcher::new(Kind::EndsWith("WISE".into()), true, true),
+            // One ASCII needle: the byte tests of `select_rows` (KELVIN SIGN rows fold
+            // to `k`; `é` rows are not ASCII).
+            Matcher::new(Kind::StartsWith("KONNECT".into()), false, false),
+            Matcher::new(Kind::StartsWith("k".into()), false, true),
+            Matcher::new(Kind::EndsWith("wise".into()), false, false),
+            Matcher::new(Kind::EndsWith("isé".into()), false, false),
+            Matcher::new(Kind::Equals("connectwise, inc.".into()), true, false),
+            Matcher::new(Kind::Equals("".into()), false, true),
+            Matcher::new(Kind::Equals("X SCREENCONNECT".into()), false, false),
+            Matcher::new(Kind::Equals("y screenconnect".into()), false, false),
+            Matcher::new(Kind::StartsWith("".into()), true, false),
             Matcher::new(
                 Kind::Term {
                     needles: vec!["école".into()],
@@ -338,12 +476,19 @@ mod tests {
             Box::new(StringViewArray::from(h.clone())),
             Box::new(h.clone().into_iter().collect::<DictionaryArray<Int8Type>>()),
             Box::new(StringArray::from(h.clone()).slice(2, 7)),
+            // All ASCII: `select_rows` skips its per-row ASCII checks.
+            Box::new(StringArray::from(
+                h.iter()
+                    .map(|v| v.filter(|s| s.is_ascii()))
+                    .collect::<Vec<_>>(),
+            )),
         ];
         for m in &matchers {
             for a in &arrays {
                 let got = m.eval_array(a.as_ref()).unwrap();
                 let sa = arrow::compute::cast(a.as_ref(), &DataType::Utf8).unwrap();
                 let sa = sa.as_string::<i32>();
+                let mut want = Vec::new();
                 for i in 0..a.len() {
                     let s = if sa.is_null(i) { "" } else { sa.value(i) };
                     assert_eq!(
@@ -352,6 +497,16 @@ mod tests {
                         "{m:?} on {s:?} ({})",
                         a.data_type()
                     );
+                    if m.matches(s) {
+                        want.push(i as u32);
+                    }
+                }
+                if let Some(rows) = m.select_rows(a.as_ref(), None) {
+                    assert_eq!(rows, want, "{m:?} select_rows ({})", a.data_type());
+                    let odd: Vec<u32> = (0..a.len() as u32).filter(|r| r % 2 == 1).collect();
+                    let some = m.select_rows(a.as_ref(), Some(&odd)).unwrap();
+                    let want_odd: Vec<u32> = want.iter().copied().filter(|r| r % 2 == 1).collect();
+                    assert_eq!(some, want_odd, "{m:?} select_rows of odd rows");
                 }
             }
         }
