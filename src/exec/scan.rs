@@ -362,17 +362,61 @@ impl Raw {
     }
 
     /// Evaluation order, cheapest and most selective first: shared term hits, term
-    /// buffer scans, time ranges, disjunctions, other string tests (row by row).
+    /// buffer scans and one-needle byte tests (ordered per batch by `estimate`), time
+    /// ranges, disjunctions, other string tests (row by row).
     fn cost(&self) -> u8 {
         match self {
             Raw::Str {
                 shared: Some(_), ..
             } => 0,
-            Raw::Str { matcher, .. } if matcher.term_needles().is_some() => 1,
+            Raw::Str { matcher, .. }
+                if matcher.term_needles().is_some() || matcher.tests_row_bytes() =>
+            {
+                1
+            }
             Raw::Time { .. } => 2,
             Raw::Any(parts) if parts.iter().all(|p| p.cost() == 0) => 0,
             Raw::Any(_) => 3,
             Raw::Str { .. } => 4,
+        }
+    }
+
+    /// About how many nanoseconds the predicate takes on all `rows` rows of this batch,
+    /// to order conjuncts per batch: a buffer scan costs by the bytes of its column
+    /// (`has "x"` over 10M file names of 12 bytes takes less than `startswith "x"`, over
+    /// 10M folder paths of 60 bytes more), row tests by the rows. Coefficients measured on
+    /// 10M generated rows (`benchmarks/`): SIMD term scan 0.1 ns per byte and needle up
+    /// to `termscan`'s pair limit, distinct-value matching 8 ns per row, byte tests of
+    /// one needle 4 ns, a time range 1 ns, other tests about 50 ns per row.
+    fn estimate(&self, cols: &Cols<'_>, rows: usize) -> f64 {
+        let rows = rows as f64;
+        match self {
+            Raw::Str {
+                shared: Some(_), ..
+            } => 0.0,
+            Raw::Str {
+                column, matcher, ..
+            } => {
+                let Ok(a) = cols.column(*column) else {
+                    return f64::MAX;
+                };
+                let bytes = match a.data_type() {
+                    DataType::Utf8 => Some(a.as_string::<i32>().values().len()),
+                    DataType::LargeUtf8 => Some(a.as_string::<i64>().values().len()),
+                    DataType::Dictionary(..) => return rows,
+                    _ => None,
+                };
+                match (matcher.term_needles(), bytes) {
+                    (Some((needles, _, _)), Some(b)) if needles.len() <= 6 => {
+                        b as f64 * 0.1 * needles.len() as f64
+                    }
+                    (Some(_), _) => rows * 8.0,
+                    _ if matcher.tests_row_bytes() && bytes.is_some() => rows * 4.0,
+                    _ => rows * 50.0,
+                }
+            }
+            Raw::Time { .. } => rows,
+            Raw::Any(parts) => parts.iter().map(|p| p.estimate(cols, rows as usize)).sum(),
         }
     }
 
@@ -591,7 +635,18 @@ impl FusedFilter {
         let cols = Cols::of_batch(batch);
         let mut sel = Sel::All;
         let mut time_done = Vec::new();
-        for p in &self.raw {
+        // Within the planned classes (string tests that usually keep few rows, then
+        // time ranges...), cheapest first on this batch's columns.
+        let mut order: Vec<(u8, f64, &Raw)> = self.raw.iter().map(|p| (p.cost(), 0.0, p)).collect();
+        if order.iter().filter(|o| o.0 == 1).count() > 1 {
+            for (class, cost, p) in order.iter_mut() {
+                if *class == 1 {
+                    *cost = p.estimate(&cols, n);
+                }
+            }
+            order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        }
+        for (_, _, p) in order {
             let Some(next) = p.select(&cols, &sel, hits)? else {
                 continue;
             };
@@ -721,6 +776,12 @@ fn describe_matcher(m: &Matcher) -> String {
         }
         Kind::In(set) => format!("{neg}in ({} values){ci} [hash set]", set.len()),
         Kind::Regex(re) => format!("{neg}matches regex {:?} [regex per value]", re.as_str()),
+        Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii() => {
+            format!(
+                "{neg}{:?}{ci} [row bytes, or dictionary values once]",
+                m.kind
+            )
+        }
         other => format!("{neg}{other:?}{ci} [per value]"),
     }
 }

@@ -202,6 +202,11 @@ impl Matcher {
     /// each row's bytes directly: `startswith`, `endswith`, `==`, `=~` with one ASCII
     /// needle over plain strings, where neither a buffer scan nor a per-value memo pays.
     /// None for other predicates and layouts.
+    /// Whether `select_rows` runs for this predicate (on plain string layouts).
+    pub fn tests_row_bytes(&self) -> bool {
+        matches!(&self.kind, Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii())
+    }
+
     pub fn select_rows(&self, a: &dyn Array, rows: Option<&[u32]>) -> Option<Vec<u32>> {
         let needle_len = match &self.kind {
             Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii() => n.len(),
