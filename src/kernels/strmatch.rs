@@ -12,8 +12,12 @@ use std::collections::HashSet;
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, AsArray, BooleanArray, GenericStringArray, OffsetSizeTrait};
+use arrow::array::{
+    downcast_dictionary_array, Array, AsArray, BooleanArray, DictionaryArray, GenericStringArray,
+    OffsetSizeTrait,
+};
 use arrow::datatypes::DataType;
+use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType};
 
 use super::distinct;
 use super::terms::{self, TermMatch};
@@ -208,6 +212,9 @@ impl Matcher {
     }
 
     pub fn select_rows(&self, a: &dyn Array, rows: Option<&[u32]>) -> Option<Vec<u32>> {
+        if let DataType::Dictionary(..) = a.data_type() {
+            return self.select_dictionary_rows(a, rows);
+        }
         let needle_len = match &self.kind {
             Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii() => n.len(),
             _ => return None,
@@ -265,6 +272,45 @@ impl Matcher {
             DataType::LargeUtf8 => Some(go(self, a.as_string::<i64>(), rows, needle_len, equality)),
             _ => None,
         }
+    }
+
+    /// `select_rows` on a dictionary array, for any predicate: each dictionary value is
+    /// matched once, then each row reads its key's answer (no per-row boolean array).
+    fn select_dictionary_rows(&self, a: &dyn Array, rows: Option<&[u32]>) -> Option<Vec<u32>> {
+        fn go<K: ArrowDictionaryKeyType>(
+            m: &Matcher,
+            d: &DictionaryArray<K>,
+            rows: Option<&[u32]>,
+        ) -> Result<Vec<u32>> {
+            let answers = m.eval_array(d.values().as_ref())?;
+            let hit: Vec<bool> = (0..answers.len()).map(|i| answers.value(i)).collect();
+            let empty = m.matches("");
+            let keys = d.keys();
+            let nulls = keys.logical_nulls().filter(|n| n.null_count() > 0);
+            let keys = keys.values();
+            let keep = |r: usize| {
+                if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
+                    empty
+                } else {
+                    keys[r]
+                        .to_usize()
+                        .and_then(|k| hit.get(k))
+                        .copied()
+                        .unwrap_or(empty)
+                }
+            };
+            Ok(match rows {
+                Some(rows) => rows.iter().copied().filter(|&r| keep(r as usize)).collect(),
+                None => (0..d.len() as u32).filter(|&r| keep(r as usize)).collect(),
+            })
+        }
+        if a.as_any_dictionary().values().is_empty() {
+            return None;
+        }
+        downcast_dictionary_array!(
+            a => go(self, a, rows).ok(),
+            _ => None
+        )
     }
 
     /// Which strategy `eval_array` uses for this array.
