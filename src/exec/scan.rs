@@ -845,7 +845,9 @@ impl SharedScan {
         };
         let shareable = |m: &Matcher| !m.negated && m.term_needles().is_some();
         for f in &mut members {
-            // Start where most filters start: their needles share that column's pass.
+            // Start where most filters start: their needles share that column's pass. A
+            // column no other filter starts on shares nothing; the filter then orders its
+            // own conjuncts per batch (a narrower column may go first).
             let best = f
                 .raw
                 .iter()
@@ -853,7 +855,7 @@ impl SharedScan {
                 .filter_map(|(i, p)| match p {
                     Raw::Str {
                         column, matcher, ..
-                    } if shareable(matcher) => {
+                    } if shareable(matcher) && popularity[&(*column, matcher.cs)] > 1 => {
                         Some((popularity[&(*column, matcher.cs)], std::cmp::Reverse(i)))
                     }
                     _ => None,
