@@ -442,7 +442,8 @@ impl Raw {
                 column, matcher, ..
             } => {
                 let a = batch.column(*column)?;
-                // Affix and equality tests with one ASCII needle: each row's bytes.
+                // Straight to the kept rows: dictionary strings (each value once) and
+                // one-needle affix and equality tests (each row's bytes).
                 let given = match sel {
                     Sel::Rows(rows) => Some(&rows[..]),
                     Sel::All => None,

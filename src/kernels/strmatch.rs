@@ -139,6 +139,18 @@ impl Matcher {
         m != self.negated
     }
 
+    /// The needle of a `startswith` (0), `endswith` (1) or `==`/`=~` (2) test, when it is
+    /// ASCII.
+    fn ascii_needle(&self) -> Option<(&[u8], u8)> {
+        let (n, kind) = match &self.kind {
+            Kind::StartsWith(n) => (n, 0),
+            Kind::EndsWith(n) => (n, 1),
+            Kind::Equals(n) => (n, 2),
+            _ => return None,
+        };
+        n.is_ascii().then_some((n.as_bytes(), kind))
+    }
+
     /// For `startswith`, `endswith`, `==` and `=~` with one ASCII needle: the test on a
     /// row's bytes, or None when the bytes it looks at are not all ASCII (then `matches`
     /// decides). Exact: a case-insensitive needle is compared with `terms::fold` of the
@@ -149,16 +161,7 @@ impl Matcher {
     ///
     /// `ascii_rows`: every row is known to be ASCII (no per-row check).
     fn ascii_test(&self, ascii_rows: bool) -> Option<impl Fn(&[u8]) -> Option<bool> + '_> {
-        let (needle, kind) = match &self.kind {
-            Kind::StartsWith(n) => (n, 0),
-            Kind::EndsWith(n) => (n, 1),
-            Kind::Equals(n) => (n, 2),
-            _ => return None,
-        };
-        if !needle.is_ascii() {
-            return None;
-        }
-        let n = needle.as_bytes();
+        let (n, kind) = self.ascii_needle()?;
         let cs = self.cs;
         Some(
             #[inline(always)]
@@ -202,24 +205,22 @@ impl Matcher {
         )
     }
 
-    /// The rows (all, or those of `rows`, in order) where the predicate holds, testing
-    /// each row's bytes directly: `startswith`, `endswith`, `==`, `=~` with one ASCII
-    /// needle over plain strings, where neither a buffer scan nor a per-value memo pays.
-    /// None for other predicates and layouts.
-    /// Whether `select_rows` runs for this predicate (on plain string layouts).
+    /// Whether `select_rows` tests row bytes for this predicate on plain strings.
     pub fn tests_row_bytes(&self) -> bool {
-        matches!(&self.kind, Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii())
+        self.ascii_needle().is_some()
     }
 
+    /// The rows (all, or those of `rows`, in order) where the predicate holds, without a
+    /// boolean array: on dictionary strings, any predicate (each value once); on plain
+    /// strings, `startswith`, `endswith`, `==`, `=~` with one ASCII needle, testing each
+    /// row's bytes (neither a buffer scan nor a per-value memo pays for those). None for
+    /// other predicates and layouts.
     pub fn select_rows(&self, a: &dyn Array, rows: Option<&[u32]>) -> Option<Vec<u32>> {
         if let DataType::Dictionary(..) = a.data_type() {
             return self.select_dictionary_rows(a, rows);
         }
-        let needle_len = match &self.kind {
-            Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii() => n.len(),
-            _ => return None,
-        };
-        let equality = matches!(self.kind, Kind::Equals(_));
+        let (needle, kind) = self.ascii_needle()?;
+        let (needle_len, equality) = (needle.len(), kind == 2);
         fn go<O: OffsetSizeTrait>(
             m: &Matcher,
             a: &GenericStringArray<O>,
