@@ -343,12 +343,8 @@ def _materialize(name: str, data: Any) -> pyarrow.Table:
     """Any accepted input as a ``pyarrow.Table``, read once (several rules scan it)."""
     import pyarrow as pa
 
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if isinstance(data, pa.RecordBatchReader):
-        return data.read_all()
+    if isinstance(data, pa.Table | pa.RecordBatch | pa.RecordBatchReader):
+        return to_pyarrow_table(data)
     module = type(data).__module__.split(".")[0]
     if module == "pandas":
         from .notebook import frame_to_arrow
