@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use crate::column::{Chunk, Column};
 use crate::error::{Error, Result};
 use crate::plan::{BExpr, Plan, Schema, SortSpec};
-use crate::table::{Catalog, ChunkStream, ScanRequest};
+use crate::table::{Catalog, ChunkStream, ScanRequest, TableProvider};
 use crate::types::{format_datetime, format_guid, format_timespan, KqlType, Value};
 
 pub use eval::eval;
@@ -134,13 +134,8 @@ pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Resul
             time_range,
             prefilter: shared.prefilter(),
         };
-        // Row groups decoded on several threads when the reader can split its scan.
-        let source = match (threads > 1).then(|| t.scan_arrow_tasks(&req)).flatten() {
-            Some(tasks) => tasks.map(scan::Source::Tasks),
-            None => match t.scan_arrow(&req) {
-                Some(stream) => stream.map(scan::Source::Stream),
-                None => continue, // the plans scan this table themselves
-            },
+        let Some(source) = scan_source(t.as_ref(), &req, threads) else {
+            continue; // the plans scan this table themselves
         };
         let results = match source {
             Ok(source) => scan::run_shared(source, shared, threads),
@@ -261,6 +256,22 @@ pub fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Where a scan of `t` comes from: with several threads and a reader that can split its
+/// scan, one task per row group decoded in parallel; else its batch stream. None when
+/// the table has no Arrow scan (the plan scans it itself).
+fn scan_source<'a>(
+    t: &'a dyn TableProvider,
+    req: &ScanRequest,
+    threads: usize,
+) -> Option<Result<scan::Source<'a>>> {
+    if threads > 1 {
+        if let Some(tasks) = t.scan_arrow_tasks(req) {
+            return Some(tasks.map(scan::Source::Tasks));
+        }
+    }
+    t.scan_arrow(req).map(|s| s.map(scan::Source::Stream))
+}
+
 pub fn collect(plan: &Plan, ctx: &ExecContext<'_>) -> Result<Chunk> {
     let schema = plan.schema();
     let needed = vec![true; schema.len()];
@@ -347,13 +358,8 @@ pub fn execute<'a>(
                     time_range: fused.time_window(),
                     prefilter: fused.prefilter(),
                 };
-                if ctx.threads > 1 {
-                    if let Some(tasks) = t.scan_arrow_tasks(&req) {
-                        return Ok(scan::run_fused_tasks(tasks?, fused, ctx.threads));
-                    }
-                }
-                if let Some(stream) = t.scan_arrow(&req) {
-                    return Ok(scan::run_fused(stream?, fused, ctx.threads));
+                if let Some(source) = scan_source(t.as_ref(), &req, ctx.threads) {
+                    return Ok(scan::run_fused(source?, fused, ctx.threads));
                 }
             }
             let inner = execute(input, ctx, &need)?;

@@ -28,7 +28,7 @@ use crate::convert::column_from_arrow;
 use crate::error::{Error, Result};
 use crate::kernels::strmatch::{Kind, Matcher};
 use crate::kernels::terms::TermMatch;
-use crate::kernels::termscan::{KeyRows, TermScanner};
+use crate::kernels::termscan::{KeyRows, TermScanner, MAX_PAIR_NEEDLES};
 use crate::plan::{BExpr, BKind, Schema};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::table::{BatchStream, ScanTask};
@@ -407,7 +407,7 @@ impl Raw {
                     _ => None,
                 };
                 match (matcher.term_needles(), bytes) {
-                    (Some((needles, _, _)), Some(b)) if needles.len() <= 6 => {
+                    (Some((needles, _, _)), Some(b)) if needles.len() <= MAX_PAIR_NEEDLES => {
                         b as f64 * 0.1 * needles.len() as f64
                     }
                     (Some(_), _) => rows * 8.0,
@@ -777,7 +777,7 @@ fn describe_matcher(m: &Matcher) -> String {
         }
         Kind::In(set) => format!("{neg}in ({} values){ci} [hash set]", set.len()),
         Kind::Regex(re) => format!("{neg}matches regex {:?} [regex per value]", re.as_str()),
-        Kind::StartsWith(n) | Kind::EndsWith(n) | Kind::Equals(n) if n.is_ascii() => {
+        _ if m.tests_row_bytes() => {
             format!(
                 "{neg}{:?}{ci} [row bytes, or dictionary values once]",
                 m.kind
@@ -985,35 +985,35 @@ impl SharedScan {
     }
 }
 
-/// Runs one fused filter over a batch stream on `threads` threads, keeping batch order.
-pub fn run_fused<'a>(
-    stream: BatchStream<'a>,
-    filter: FusedFilter,
-    threads: usize,
-) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
-    let filter = Arc::new(filter);
-    let per_morsel = move |b: &RecordBatch| filter.run(b, &[]);
-    Box::new(in_order(stream, threads, per_morsel).filter_map(|r| r.transpose()))
-}
-
-/// Like [`run_fused`], over scan tasks decoded in parallel (`threads` at a time).
-pub fn run_fused_tasks<'a>(
-    tasks: Vec<ScanTask<'a>>,
-    filter: FusedFilter,
-    threads: usize,
-) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
-    let filter = Arc::new(filter);
-    let per_morsel = move |b: &RecordBatch| filter.run(b, &[]);
-    Box::new(tasks_in_order(tasks, threads, per_morsel).filter_map(|r| r.transpose()))
-}
-
-/// Where a shared scan's batches come from.
+/// Where a scan's batches come from.
 pub enum Source<'a> {
     Stream(BatchStream<'a>),
+    /// Scan tasks (row groups) decoded in parallel, `threads` at a time.
     Tasks(Vec<ScanTask<'a>>),
 }
 
-type MemberResults = Vec<Result<Option<Chunk>>>;
+/// `f` over every morsel of `source` on `threads` threads, results in source order.
+fn morsels<'a, T: Send + 'a>(
+    source: Source<'a>,
+    threads: usize,
+    f: impl Fn(&RecordBatch) -> Result<T> + Send + Sync + 'a,
+) -> Box<dyn Iterator<Item = Result<T>> + Send + 'a> {
+    match source {
+        Source::Stream(stream) => Box::new(in_order(stream, threads, f)),
+        Source::Tasks(tasks) => Box::new(tasks_in_order(tasks, threads, f)),
+    }
+}
+
+/// Runs one fused filter over a scan on `threads` threads, keeping batch order.
+pub fn run_fused<'a>(
+    source: Source<'a>,
+    filter: FusedFilter,
+    threads: usize,
+) -> Box<dyn Iterator<Item = Result<Chunk>> + Send + 'a> {
+    let filter = Arc::new(filter);
+    let per_morsel = move |b: &RecordBatch| filter.run(b, &[]);
+    Box::new(morsels(source, threads, per_morsel).filter_map(|r| r.transpose()))
+}
 
 /// Runs a shared scan over a batch stream or scan tasks; per member, its surviving
 /// chunks in order (or its first error).
@@ -1025,11 +1025,7 @@ pub fn run_shared(
     let n = scan.members.len();
     let per_morsel = move |b: &RecordBatch| scan.run(b);
     let mut out: Vec<Result<Vec<Chunk>>> = (0..n).map(|_| Ok(Vec::new())).collect();
-    let morsels: Box<dyn Iterator<Item = Result<MemberResults>> + Send + '_> = match source {
-        Source::Stream(stream) => Box::new(in_order(stream, threads, per_morsel)),
-        Source::Tasks(tasks) => Box::new(tasks_in_order(tasks, threads, per_morsel)),
-    };
-    for morsel in morsels {
+    for morsel in morsels(source, threads, per_morsel) {
         match morsel {
             Err(e) => {
                 for o in out.iter_mut().filter(|o| o.is_ok()) {

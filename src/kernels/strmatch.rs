@@ -16,8 +16,7 @@ use arrow::array::{
     downcast_dictionary_array, Array, AsArray, BooleanArray, DictionaryArray, GenericStringArray,
     OffsetSizeTrait,
 };
-use arrow::datatypes::DataType;
-use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType};
+use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
 
 use super::distinct;
 use super::terms::{self, TermMatch};
@@ -38,6 +37,14 @@ pub enum Kind {
     Equals(String),
     In(HashSet<String>),
     Regex(regex::Regex),
+}
+
+/// Where a one-needle byte test compares: the start, the end or the whole of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Affix {
+    Start,
+    End,
+    Whole,
 }
 
 /// A compiled string predicate: needles case-mapped once when case-insensitive.
@@ -139,13 +146,12 @@ impl Matcher {
         m != self.negated
     }
 
-    /// The needle of a `startswith` (0), `endswith` (1) or `==`/`=~` (2) test, when it is
-    /// ASCII.
-    fn ascii_needle(&self) -> Option<(&[u8], u8)> {
+    /// The needle of a `startswith`, `endswith` or `==`/`=~` test, when it is ASCII.
+    fn ascii_needle(&self) -> Option<(&[u8], Affix)> {
         let (n, kind) = match &self.kind {
-            Kind::StartsWith(n) => (n, 0),
-            Kind::EndsWith(n) => (n, 1),
-            Kind::Equals(n) => (n, 2),
+            Kind::StartsWith(n) => (n, Affix::Start),
+            Kind::EndsWith(n) => (n, Affix::End),
+            Kind::Equals(n) => (n, Affix::Whole),
             _ => return None,
         };
         n.is_ascii().then_some((n.as_bytes(), kind))
@@ -168,31 +174,31 @@ impl Matcher {
             move |b: &[u8]| -> Option<bool> {
                 if cs {
                     return Some(match kind {
-                        0 => b.starts_with(n),
-                        1 => b.ends_with(n),
-                        _ => b == n,
+                        Affix::Start => b.starts_with(n),
+                        Affix::End => b.ends_with(n),
+                        Affix::Whole => b == n,
                     });
                 }
                 if ascii_rows {
                     return Some(match kind {
-                        0 => b.len() >= n.len() && b[..n.len()].eq_ignore_ascii_case(n),
-                        1 => b.len() >= n.len() && b[b.len() - n.len()..].eq_ignore_ascii_case(n),
-                        _ => b.eq_ignore_ascii_case(n),
+                        Affix::Start => b.len() >= n.len() && b[..n.len()].eq_ignore_ascii_case(n),
+                        Affix::End => {
+                            b.len() >= n.len() && b[b.len() - n.len()..].eq_ignore_ascii_case(n)
+                        }
+                        Affix::Whole => b.eq_ignore_ascii_case(n),
                     });
                 }
-                if kind == 2 {
-                    // A row folding to an ASCII needle holds ASCII and KELVIN SIGN only (3
-                    // bytes to 1): its length is between the needle's and three times that.
+                if kind == Affix::Whole {
                     if b.len() == n.len() && b.is_ascii() {
                         return Some(b.eq_ignore_ascii_case(n));
                     }
-                    if b.len() < n.len() || b.len() > 3 * n.len() || b.is_ascii() {
+                    if !terms::may_fold_to_ascii_len(b.len(), n.len()) || b.is_ascii() {
                         return Some(false);
                     }
                     return None;
                 }
                 let part = match kind {
-                    0 => b.get(..n.len()),
+                    Affix::Start => b.get(..n.len()),
                     _ => b.len().checked_sub(n.len()).map(|i| &b[i..]),
                 };
                 match part {
@@ -220,7 +226,7 @@ impl Matcher {
             return self.select_dictionary_rows(a, rows);
         }
         let (needle, kind) = self.ascii_needle()?;
-        let (needle_len, equality) = (needle.len(), kind == 2);
+        let (needle_len, equality) = (needle.len(), kind == Affix::Whole);
         fn go<O: OffsetSizeTrait>(
             m: &Matcher,
             a: &GenericStringArray<O>,
@@ -403,7 +409,7 @@ impl Matcher {
                     let len = (offsets[r + 1] - offsets[r]).as_usize();
                     let maybe = lengths
                         .iter()
-                        .any(|&l| len == l || (!self.cs && len > l && len <= 3 * l));
+                        .any(|&l| len == l || (!self.cs && terms::may_fold_to_ascii_len(len, l)));
                     Some(if maybe {
                         self.matches(a.value(r))
                     } else {

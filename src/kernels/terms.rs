@@ -28,6 +28,13 @@ pub fn fold_char(c: char) -> char {
     }
 }
 
+/// Whether a string of `bytes` bytes can fold to an ASCII text of `ascii_len` bytes:
+/// only ASCII characters and KELVIN SIGN (3 bytes, to `k`) fold to ASCII, so such a
+/// string has between `ascii_len` and three times that many bytes.
+pub fn may_fold_to_ascii_len(bytes: usize, ascii_len: usize) -> bool {
+    bytes >= ascii_len && bytes <= 3 * ascii_len
+}
+
 /// `s` with every character case-mapped; borrowed when nothing changes.
 pub fn fold(s: &str) -> Cow<'_, str> {
     if s.bytes().all(|b| !b.is_ascii_uppercase() && b.is_ascii()) {

@@ -27,7 +27,7 @@ use super::terms::{self, TermMatch};
 use crate::error::{Error, Result};
 
 /// Needle texts up to which the per-needle SIMD pair scan beats the automaton.
-const MAX_PAIR_NEEDLES: usize = 6;
+pub const MAX_PAIR_NEEDLES: usize = 6;
 /// Bytes per block of rows.
 const BLOCK_BYTES: usize = 64 * 1024;
 
