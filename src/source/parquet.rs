@@ -534,7 +534,9 @@ impl PartReader for ParquetReader {
                 Out::Col(_) if matches!(self.reads[k], ColRead::Missing) => {
                     new_null_array(&natural_arrow_type(ty), len)
                 }
-                Out::Col(Column::Pruned(..)) => new_null_array(&natural_arrow_type(ty), len),
+                // A column the query never reads: a placeholder without buffers (a typed
+                // null array would allocate and zero every row of it).
+                Out::Col(Column::Pruned(..)) => new_null_array(&DataType::Null, len),
                 Out::Col(c) => convert::column_to_arrow(name, &c)?.1,
             };
             fields.push(Field::new(name, a.data_type().clone(), true));
