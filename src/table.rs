@@ -25,11 +25,18 @@ pub struct Prefilter {
     /// are None).
     #[allow(clippy::type_complexity)]
     pub eval: Arc<dyn Fn(&[Option<ArrayRef>], usize) -> Result<BooleanArray> + Send + Sync>,
+    /// A looser predicate over other (cheaper) columns to apply before this one: this
+    /// one's columns are then decoded for the rows it keeps only.
+    pub first: Option<Arc<Prefilter>>,
 }
 
 impl std::fmt::Debug for Prefilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Prefilter(columns {:?})", self.columns)
+        write!(f, "Prefilter(columns {:?}", self.columns)?;
+        if let Some(p) = &self.first {
+            write!(f, ", after {p:?}")?;
+        }
+        write!(f, ")")
     }
 }
 

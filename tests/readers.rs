@@ -1244,6 +1244,7 @@ fn parquet_prefilter_decodes_kept_rows_only() {
                 .map(|i| Some(s.value(i) == "AnyDesk.exe"))
                 .collect())
         }),
+        first: None,
     };
     let req = ScanRequest {
         needed: vec![true, true, true, true, false],
@@ -1333,6 +1334,59 @@ fn parquet_many_queries_one_pass() {
         let many = rmmhunt::Query::run_many(&[&q, &q], &c, ticks::UNIX_EPOCH, threads);
         for r in many {
             assert_eq!(r.unwrap().rows_json(), want, "run_many threads={threads}");
+        }
+    }
+}
+
+/// Over Parquet the string predicates run first and the time column decodes only for the
+/// rows they keep; a disjunction with a time test, or a query with no string test, keeps
+/// every row in that first stage. Each query gives the rows it gives in memory, alone
+/// and in one pass with the others.
+#[test]
+fn parquet_strings_before_time_same_rows() {
+    let d = tmp();
+    let p = d.path().join("procs.parquet");
+    process_parquet(&p, 3, 40);
+    let texts = [
+        "DeviceProcessEvents | where FileName has 'anydesk' and Timestamp > datetime(2024-06-02) | summarize n = count(), lo = min(Timestamp) by DeviceName | order by DeviceName asc",
+        "DeviceProcessEvents | where FileName has 'anydesk' or Timestamp < datetime(2024-06-01 00:00:10) | count",
+        "DeviceProcessEvents | where Timestamp between (datetime(2024-06-02)..datetime(2024-06-03)) and FileName !has 'anydesk' | count",
+        "DeviceProcessEvents | where Timestamp > datetime(2024-06-02) and (FileName has 'proc1' or DeviceName has 'wks-00') | count",
+        "DeviceProcessEvents | where Timestamp > datetime(2024-06-03) | count",
+    ];
+    let in_memory = |q: &str| {
+        let rb = one(&p, Some("DeviceProcessEvents"))
+            .to_record_batch()
+            .unwrap();
+        let mut c: Catalog = HashMap::new();
+        c.insert(
+            "DeviceProcessEvents".into(),
+            Arc::new(rmmhunt::MemTable::new(rb.schema(), vec![rb])) as Arc<dyn TableProvider>,
+        );
+        run_query(q, &c, 0).unwrap().rows_json()
+    };
+    let expected: Vec<_> = texts.iter().map(|q| in_memory(q)).collect();
+    for (q, want) in texts.iter().zip(&expected) {
+        assert_eq!(
+            &query(q, vec![one(&p, Some("DeviceProcessEvents"))]),
+            want,
+            "{q}"
+        );
+    }
+    assert_eq!(expected[0].len(), 4);
+    // Together: the first four share a string stage; with the fifth (time only) there is none.
+    for n in [4, 5] {
+        let c = catalog(vec![one(&p, Some("DeviceProcessEvents"))]);
+        let qs: Vec<rmmhunt::Query> = texts[..n]
+            .iter()
+            .map(|t| rmmhunt::Query::parse(t).unwrap())
+            .collect();
+        let refs: Vec<&rmmhunt::Query> = qs.iter().collect();
+        for (i, r) in rmmhunt::Query::run_many(&refs, &c, ticks::UNIX_EPOCH, 1)
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(&r.unwrap().rows_json(), &expected[i], "{}", texts[i]);
         }
     }
 }

@@ -534,6 +534,19 @@ fn raw_columns(raw: &[Raw]) -> Vec<usize> {
     cols
 }
 
+/// `raw` without its time predicates (a disjunction with one keeps every row: dropped
+/// whole): it keeps every row `raw` keeps.
+fn without_time(raw: &[Raw]) -> Vec<Raw> {
+    fn timed(p: &Raw) -> bool {
+        match p {
+            Raw::Time { .. } => true,
+            Raw::Str { .. } => false,
+            Raw::Any(parts) => parts.iter().any(timed),
+        }
+    }
+    raw.iter().filter(|p| !timed(p)).cloned().collect()
+}
+
 /// The rows that pass every raw predicate that can run on `view` (the others keep all).
 fn passing(raw: &[Raw], view: &Cols<'_>, hits: &[KeyRows]) -> Result<Sel> {
     let mut sel = Sel::All;
@@ -937,16 +950,30 @@ impl SharedScan {
         if self.members.iter().any(|m| m.raw.is_empty()) {
             return None;
         }
-        let mut columns: Vec<usize> = self
-            .members
-            .iter()
-            .flat_map(|m| raw_columns(&m.raw))
-            .collect();
+        let full: Vec<Vec<Raw>> = self.members.iter().map(|m| m.raw.clone()).collect();
+        // First the string predicates alone (a superset of the rows): a time column then
+        // decodes only for the rows they keep. Decoding timestamps costs more than the
+        // dictionary-encoded strings RMM rules test (10M rows: ~0.1 s against ~0.04 s).
+        let loose: Vec<Vec<Raw>> = full.iter().map(|raw| without_time(raw)).collect();
+        let dropped = |r: &[Vec<Raw>]| r.iter().map(Vec::len).sum::<usize>();
+        let first = (dropped(&loose) < dropped(&full) && loose.iter().all(|raw| !raw.is_empty()))
+            .then(|| Arc::new(self.stage(loose, None)));
+        Some(self.stage(full, first))
+    }
+
+    /// One stage of the prefilter: the rows where some member's `raw[i]` all pass.
+    fn stage(
+        self: &Arc<Self>,
+        raw: Vec<Vec<Raw>>,
+        first: Option<Arc<crate::table::Prefilter>>,
+    ) -> crate::table::Prefilter {
+        let mut columns: Vec<usize> = raw.iter().flat_map(|r| raw_columns(r)).collect();
         columns.sort_unstable();
         columns.dedup();
         let scan = self.clone();
-        Some(crate::table::Prefilter {
+        crate::table::Prefilter {
             columns,
+            first,
             eval: Arc::new(move |arrays: &[Option<ArrayRef>], rows: usize| {
                 let view = Cols {
                     columns: arrays.iter().map(|a| a.as_deref()).collect(),
@@ -963,12 +990,12 @@ impl SharedScan {
                     })
                     .collect::<Result<Vec<KeyRows>>>()?;
                 let mut keep = vec![false; rows];
-                for m in &scan.members {
-                    mark(&mut keep, &passing(&m.raw, &view, &hits)?);
+                for r in &raw {
+                    mark(&mut keep, &passing(r, &view, &hits)?);
                 }
                 Ok(arrow::array::BooleanArray::from(keep))
             }),
-        })
+        }
     }
 
     /// One batch for every member: the shared scans, then each member's filter.

@@ -14,8 +14,8 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder, RowFilter,
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions,
+    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::arrow::ProjectionMask;
 
@@ -226,8 +226,10 @@ fn dictionary_hint(file: &ParquetFile, roots: &[usize]) -> Option<ArrowReaderMet
 }
 
 /// The query's prefilter as a Parquet row filter: its columns are decoded first, the
-/// other columns only for the rows it keeps. Only when every column read is taken as is
-/// (no value-by-value conversion whose bad values must be counted on every row).
+/// other columns only for the rows it keeps (a looser first stage, when it has one, runs
+/// before it: its own columns decode only for the rows that stage keeps). Only when every
+/// column read is taken as is (no value-by-value conversion whose bad values must be
+/// counted on every row).
 fn row_filter(
     file: &ParquetFile,
     reads: &[ColRead],
@@ -238,8 +240,27 @@ fn row_filter(
     if reads.iter().any(|r| matches!(r, ColRead::PerValue { .. })) {
         return None;
     }
+    let mut stages = vec![Arc::new(pf)];
+    while let Some(first) = stages.last().and_then(|s| s.first.clone()) {
+        stages.push(first);
+    }
+    stages.reverse();
+    let predicates = stages
+        .iter()
+        .map(|stage| predicate(file, reads, plan, stage))
+        .collect::<Option<Vec<_>>>()?;
+    Some(RowFilter::new(predicates))
+}
+
+/// One prefilter stage as a Parquet predicate over the roots of its columns.
+fn predicate(
+    file: &ParquetFile,
+    reads: &[ColRead],
+    plan: &[(Option<usize>, bool, KqlType)],
+    stage: &Prefilter,
+) -> Option<Box<dyn ArrowPredicate>> {
     let mut by_root: Vec<(usize, usize)> = Vec::new(); // (root, schema column)
-    for &c in &pf.columns {
+    for &c in &stage.columns {
         match (reads.get(c), plan.get(c)) {
             (Some(ColRead::Direct { .. }), Some((Some(root), _, _))) => by_root.push((*root, c)),
             _ => return None,
@@ -251,15 +272,17 @@ fn row_filter(
     }
     let mask = ProjectionMask::roots(file.meta.parquet_schema(), by_root.iter().map(|(r, _)| *r));
     let width = reads.len();
-    let eval = pf.eval.clone();
-    let predicate = ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
-        let mut cols: Vec<Option<ArrayRef>> = vec![None; width];
-        for (i, (_, c)) in by_root.iter().enumerate() {
-            cols[*c] = batch.columns().get(i).cloned();
-        }
-        eval(&cols, batch.num_rows()).map_err(|e| ArrowError::ComputeError(e.message))
-    });
-    Some(RowFilter::new(vec![Box::new(predicate)]))
+    let eval = stage.eval.clone();
+    Some(Box::new(ArrowPredicateFn::new(
+        mask,
+        move |batch: RecordBatch| {
+            let mut cols: Vec<Option<ArrayRef>> = vec![None; width];
+            for (i, (_, c)) in by_root.iter().enumerate() {
+                cols[*c] = batch.columns().get(i).cloned();
+            }
+            eval(&cols, batch.num_rows()).map_err(|e| ArrowError::ComputeError(e.message))
+        },
+    )))
 }
 
 pub(crate) fn reader<'a>(
