@@ -1352,6 +1352,7 @@ fn parquet_strings_before_time_same_rows() {
         "DeviceProcessEvents | where FileName has 'anydesk' or Timestamp < datetime(2024-06-01 00:00:10) | count",
         "DeviceProcessEvents | where Timestamp between (datetime(2024-06-02)..datetime(2024-06-03)) and FileName !has 'anydesk' | count",
         "DeviceProcessEvents | where Timestamp > datetime(2024-06-02) and (FileName has 'proc1' or DeviceName has 'wks-00') | count",
+        "DeviceProcessEvents | where DeviceName has 'wks-03' and FileName !has 'anydesk' and Timestamp > datetime(2024-06-02) | summarize n = count(), hi = max(ProcessId)",
         "DeviceProcessEvents | where Timestamp > datetime(2024-06-03) | count",
     ];
     let in_memory = |q: &str| {
@@ -1374,8 +1375,8 @@ fn parquet_strings_before_time_same_rows() {
         );
     }
     assert_eq!(expected[0].len(), 4);
-    // Together: the first four share a string stage; with the fifth (time only) there is none.
-    for n in [4, 5] {
+    // Together: the first five share a string stage; with the sixth (time only) there is none.
+    for n in [5, 6] {
         let c = catalog(vec![one(&p, Some("DeviceProcessEvents"))]);
         let qs: Vec<rmmhunt::Query> = texts[..n]
             .iter()
