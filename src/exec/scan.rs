@@ -955,8 +955,8 @@ impl SharedScan {
         // decodes only for the rows they keep. Decoding timestamps costs more than the
         // dictionary-encoded strings RMM rules test (10M rows: ~0.1 s against ~0.04 s).
         let loose: Vec<Vec<Raw>> = full.iter().map(|raw| without_time(raw)).collect();
-        let dropped = |r: &[Vec<Raw>]| r.iter().map(Vec::len).sum::<usize>();
-        let first = (dropped(&loose) < dropped(&full) && loose.iter().all(|raw| !raw.is_empty()))
+        let tests = |r: &[Vec<Raw>]| r.iter().map(Vec::len).sum::<usize>();
+        let first = (tests(&loose) < tests(&full) && loose.iter().all(|raw| !raw.is_empty()))
             .then(|| Arc::new(self.stage(loose, None)));
         Some(self.stage(full, first))
     }

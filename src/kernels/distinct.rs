@@ -133,7 +133,7 @@ mod tests {
 
     /// Values that differ only in the high bytes of their last word (numbered names of
     /// one length) spread over the table's low bits: before the final mix they all fell
-    /// in a few buckets and the memo ran 6x slower.
+    /// in one bucket and the memo ran 6x slower.
     #[test]
     fn low_hash_bits_spread() {
         use std::hash::BuildHasher;
