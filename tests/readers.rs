@@ -1223,6 +1223,19 @@ fn truncated_and_mangled_files_never_panic() {
     }
 }
 
+/// `q`'s rows over the DeviceProcessEvents file `p` read whole into memory first.
+fn in_memory(p: &Path, q: &str) -> Vec<Vec<serde_json::Value>> {
+    let rb = one(p, Some("DeviceProcessEvents"))
+        .to_record_batch()
+        .unwrap();
+    let mut c: Catalog = HashMap::new();
+    c.insert(
+        "DeviceProcessEvents".into(),
+        Arc::new(rmmhunt::MemTable::new(rb.schema(), vec![rb])) as Arc<dyn TableProvider>,
+    );
+    run_query(q, &c, 0).unwrap().rows_json()
+}
+
 /// A prefilter runs inside the Parquet reader: only the rows it keeps come back (other
 /// columns decoded for those rows only), the report still counts every row read, and a
 /// query gives the same rows as over the data in memory.
@@ -1265,18 +1278,7 @@ fn parquet_prefilter_decodes_kept_rows_only() {
     let q = "DeviceProcessEvents | where FileName has 'anydesk' and Timestamp > datetime(2024-06-02) \
              | summarize n = count(), first = min(ProcessId) by DeviceName | order by DeviceName asc";
     let from_file = query(q, vec![one(&p, Some("DeviceProcessEvents"))]);
-    let in_memory = {
-        let rb = one(&p, Some("DeviceProcessEvents"))
-            .to_record_batch()
-            .unwrap();
-        let mut c: Catalog = HashMap::new();
-        c.insert(
-            "DeviceProcessEvents".into(),
-            Arc::new(rmmhunt::MemTable::new(rb.schema(), vec![rb])) as Arc<dyn TableProvider>,
-        );
-        run_query(q, &c, 0).unwrap().rows_json()
-    };
-    assert_eq!(from_file, in_memory);
+    assert_eq!(from_file, in_memory(&p, q));
     assert_eq!(from_file.len(), 4);
 }
 
@@ -1355,18 +1357,7 @@ fn parquet_strings_before_time_same_rows() {
         "DeviceProcessEvents | where DeviceName has 'wks-03' and FileName !has 'anydesk' and Timestamp > datetime(2024-06-02) | summarize n = count(), hi = max(ProcessId)",
         "DeviceProcessEvents | where Timestamp > datetime(2024-06-03) | count",
     ];
-    let in_memory = |q: &str| {
-        let rb = one(&p, Some("DeviceProcessEvents"))
-            .to_record_batch()
-            .unwrap();
-        let mut c: Catalog = HashMap::new();
-        c.insert(
-            "DeviceProcessEvents".into(),
-            Arc::new(rmmhunt::MemTable::new(rb.schema(), vec![rb])) as Arc<dyn TableProvider>,
-        );
-        run_query(q, &c, 0).unwrap().rows_json()
-    };
-    let expected: Vec<_> = texts.iter().map(|q| in_memory(q)).collect();
+    let expected: Vec<_> = texts.iter().map(|q| in_memory(&p, q)).collect();
     for (q, want) in texts.iter().zip(&expected) {
         assert_eq!(
             &query(q, vec![one(&p, Some("DeviceProcessEvents"))]),
