@@ -1341,9 +1341,9 @@ fn parquet_many_queries_one_pass() {
 }
 
 /// Over Parquet the string predicates run first and the time column decodes only for the
-/// rows they keep; a disjunction with a time test, or a query with no string test, keeps
-/// every row in that first stage. Each query gives the rows it gives in memory, alone
-/// and in one pass with the others.
+/// rows they keep; a query with no string test (or whose disjunction holds a time test,
+/// which is no raw predicate) leaves no first stage. Each query gives the rows it gives in
+/// memory, alone and in one pass with the others.
 #[test]
 fn parquet_strings_before_time_same_rows() {
     let d = tmp();
@@ -1366,7 +1366,7 @@ fn parquet_strings_before_time_same_rows() {
         );
     }
     assert_eq!(expected[0].len(), 4);
-    // Together: the first five share a string stage; with the sixth (time only) there is none.
+    // Together, with and without the time-only query.
     for n in [5, 6] {
         let c = catalog(vec![one(&p, Some("DeviceProcessEvents"))]);
         let qs: Vec<rmmhunt::Query> = texts[..n]

@@ -534,17 +534,13 @@ fn raw_columns(raw: &[Raw]) -> Vec<usize> {
     cols
 }
 
-/// `raw` without its time predicates (a disjunction with one keeps every row: dropped
-/// whole): it keeps every row `raw` keeps.
+/// `raw` without its time predicates (a disjunction holds string predicates only): it
+/// keeps every row `raw` keeps.
 fn without_time(raw: &[Raw]) -> Vec<Raw> {
-    fn timed(p: &Raw) -> bool {
-        match p {
-            Raw::Time { .. } => true,
-            Raw::Str { .. } => false,
-            Raw::Any(parts) => parts.iter().any(timed),
-        }
-    }
-    raw.iter().filter(|p| !timed(p)).cloned().collect()
+    raw.iter()
+        .filter(|p| !matches!(p, Raw::Time { .. }))
+        .cloned()
+        .collect()
 }
 
 /// The rows that pass every raw predicate that can run on `view` (the others keep all).
