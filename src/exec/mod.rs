@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod eval;
+pub mod pool;
 pub mod scan;
 
 use std::cmp::Ordering;

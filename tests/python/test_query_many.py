@@ -57,3 +57,34 @@ def test_threads_option(tables):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads"):
             rmmhunt.query("print 1", threads=bad)  # type: ignore[arg-type]
+
+
+def _count_in_child(queue) -> None:  # runs in a forked child
+    import pyarrow as pa
+
+    t = pa.table({"x": pa.array(range(300_000), pa.int64())})
+    got = rmmhunt.query("T | where x % 7 == 0 | count", {"T": t}, threads=2)
+    queue.put(got.to_pylist())
+
+
+def test_scan_threads_survive_fork():
+    """The scan threads are a pool kept between queries; a child forked after the parent
+    used it (``multiprocessing`` on Linux) has none of its threads and must not wait on
+    them: it builds its own."""
+    import multiprocessing
+
+    import pyarrow as pa
+
+    t = pa.table({"x": pa.array(range(300_000), pa.int64())})  # three morsels
+    want = rmmhunt.query("T | where x % 7 == 0 | count", {"T": t}, threads=2).to_pylist()
+    assert want == [{"Count": 42858}]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_count_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("a forked child hung on the parent's scan threads")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == want
