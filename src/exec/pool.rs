@@ -17,14 +17,27 @@ type Pools = HashMap<(u32, usize), Arc<rayon::ThreadPool>>;
 
 static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
 
-/// The pool of `threads` workers for this process.
+/// The most threads a pool has: a larger `threads=` (say, a typo'd 100000) runs on this
+/// many rather than trying to start them all and keeping them.
+pub const MAX_THREADS: usize = 256;
+
+/// The pool of `threads` workers (at most [`MAX_THREADS`]) for this process.
 fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    let threads = threads.min(MAX_THREADS);
     let key = (std::process::id(), threads);
     let mut pools = POOLS
         .lock()
         .map_err(|_| Error::internal("the thread pool registry was poisoned"))?;
     let pools = pools.get_or_insert_with(HashMap::new);
-    pools.retain(|(pid, _), _| *pid == key.0);
+    if pools.keys().any(|(pid, _)| *pid != key.0) {
+        // Inherited through fork: their threads are not in this process, and dropping
+        // them would signal those threads through locks a parent thread may have held
+        // at the fork. They are left as they are.
+        let (mine, inherited): (Pools, Pools) =
+            pools.drain().partition(|((pid, _), _)| *pid == key.0);
+        std::mem::forget(inherited);
+        *pools = mine;
+    }
     if let Some(p) = pools.get(&key) {
         return Ok(p.clone());
     }
@@ -52,7 +65,7 @@ pub fn parallel_map<T: Send>(
     if threads <= 1 || n <= 1 {
         return (0..n).map(guarded).collect();
     }
-    match pool(threads.min(n)) {
+    match pool(threads) {
         Ok(p) => p.install(|| {
             (0..n)
                 .into_par_iter()

@@ -88,3 +88,12 @@ def test_scan_threads_survive_fork():
         pytest.fail("a forked child hung on the parent's scan threads")
     assert child.exitcode == 0
     assert queue.get(timeout=5) == want
+
+
+def test_more_threads_than_a_pool_holds():
+    """A pool keeps at most 256 threads: a huge ``threads=`` runs on those."""
+    import pyarrow as pa
+
+    t = pa.table({"x": pa.array(range(300_000), pa.int64())})
+    got = rmmhunt.query("T | where x % 7 == 0 | count", {"T": t}, threads=100_000)
+    assert got.to_pylist() == [{"Count": 42858}]
