@@ -19,7 +19,7 @@ static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
 
 /// The most threads a pool has: a larger `threads=` (say, a typo'd 100000) runs on this
 /// many rather than trying to start them all and keeping them.
-pub const MAX_THREADS: usize = 256;
+const MAX_THREADS: usize = 256;
 
 /// The pool of `threads` workers (at most [`MAX_THREADS`]) for this process.
 fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
