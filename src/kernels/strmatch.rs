@@ -248,6 +248,9 @@ impl Matcher {
             // and its bytes are not read.
             let by_length = equality && (m.cs || all_ascii);
             let nulls = a.logical_nulls().filter(|n| n.null_count() > 0);
+            if rows.is_none() && nulls.is_none() && (m.cs || all_ascii) {
+                return affix_rows(offsets, data, m, m.cs);
+            }
             let empty = m.matches("");
             let mut out = Vec::new();
             let mut visit = |r: usize| {
@@ -430,6 +433,52 @@ impl Matcher {
     }
 }
 
+/// `select_rows` of an affix or equality test with an ASCII needle over every row of a
+/// plain string array with no nulls, compared byte for byte (`cs`) or ASCII-case-
+/// insensitively (the caller has checked every row is ASCII, so ASCII case folding is
+/// the fold): one tight loop in which a row's length and one byte (the needle's first,
+/// or its last for `endswith`: file names share their `.`) decide most rows. Over 10M
+/// file names: `startswith "level"` 44 -> 19 ms, `endswith ".dll"` 53 -> 19 ms,
+/// `=~ "pdq-connect-agent.exe"` 27 -> 13 ms.
+fn affix_rows<O: OffsetSizeTrait>(offsets: &[O], data: &[u8], m: &Matcher, cs: bool) -> Vec<u32> {
+    let Some((n, kind)) = m.ascii_needle() else {
+        return Vec::new();
+    };
+    let fold = if cs { 0 } else { 0x20 };
+    // The byte compared first, and its place in the needle.
+    let at = if kind == Affix::End {
+        n.len().saturating_sub(1)
+    } else {
+        0
+    };
+    let probe = n.get(at).map_or(0, |b| b | fold);
+    let mut out = Vec::new();
+    for r in 0..offsets.len().saturating_sub(1) {
+        let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
+        let len = e - s;
+        let fits = match kind {
+            Affix::Whole => len == n.len(),
+            _ => len >= n.len(),
+        };
+        let hit = fits
+            && (n.is_empty() || {
+                let p = if kind == Affix::End { e - n.len() } else { s };
+                data[p + at] | fold == probe && {
+                    let got = &data[p..p + n.len()];
+                    if cs {
+                        got == n
+                    } else {
+                        got.eq_ignore_ascii_case(n)
+                    }
+                }
+            });
+        if hit != m.negated {
+            out.push(r as u32);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +577,12 @@ mod tests {
             ),
         ];
         let h = hay();
+        let ascii_values: Vec<&str> = h
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|s| s.is_ascii())
+            .collect();
         let arrays: Vec<Box<dyn Array>> = vec![
             Box::new(StringArray::from(h.clone())),
             Box::new(LargeStringArray::from(h.clone())),
@@ -540,6 +595,10 @@ mod tests {
                     .map(|v| v.filter(|s| s.is_ascii()))
                     .collect::<Vec<_>>(),
             )),
+            // All ASCII and no nulls (`affix_rows`), whole, sliced, and large.
+            Box::new(StringArray::from(ascii_values.clone())),
+            Box::new(StringArray::from(ascii_values.clone()).slice(1, ascii_values.len() - 2)),
+            Box::new(LargeStringArray::from(ascii_values.clone())),
         ];
         for m in &matchers {
             for a in &arrays {
