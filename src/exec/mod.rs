@@ -164,9 +164,8 @@ fn fused_leaves<'p>(
 ) {
     if let Plan::Filter { input, pred } = plan {
         if let Plan::Scan { table, schema } = input.as_ref() {
-            let need = input_needs(plan, needed).remove(0);
             let node = plan as *const Plan as usize;
-            out.push((node, table, scan::FusedFilter::new(pred, schema, need)));
+            out.push((node, table, scan::FusedFilter::new(pred, schema, needed)));
             return;
         }
     }
@@ -295,7 +294,7 @@ pub fn concat_chunks(schema: &Schema, chunks: &[Chunk]) -> Result<Chunk> {
     Ok(Chunk::new(columns, len))
 }
 
-fn needed_by(exprs: &[&BExpr], width: usize) -> Vec<bool> {
+pub(crate) fn needed_by(exprs: &[&BExpr], width: usize) -> Vec<bool> {
     let mut cols = Vec::new();
     for e in exprs {
         e.columns(&mut cols);
@@ -309,7 +308,7 @@ fn needed_by(exprs: &[&BExpr], width: usize) -> Vec<bool> {
     needed
 }
 
-fn or_into(a: &mut [bool], b: &[bool]) {
+pub(crate) fn or_into(a: &mut [bool], b: &[bool]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x |= *y;
     }
@@ -352,10 +351,10 @@ pub fn execute<'a>(
                     .catalog
                     .get(table)
                     .ok_or_else(|| Error::internal(format!("table {table} vanished")))?;
-                let fused = scan::FusedFilter::new(pred, schema, need.clone());
+                let fused = scan::FusedFilter::new(pred, schema, needed);
                 // The filter's time window lets readers skip whole row groups.
                 let req = ScanRequest {
-                    needed: need.clone(),
+                    needed: fused.needed().to_vec(),
                     time_range: fused.time_window(),
                     prefilter: fused.prefilter(),
                 };

@@ -23,6 +23,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::eval::eval_mask;
 use super::pool::parallel_map;
+use super::{needed_by, or_into};
 use crate::column::{Chunk, Column};
 use crate::convert::column_from_arrow;
 use crate::error::{Error, Result};
@@ -617,12 +618,17 @@ fn rows_where(a: &dyn Array, rows: &[u32], f: impl Fn(&str) -> bool) -> Option<V
 pub struct FusedFilter {
     raw: Vec<Raw>,
     rest: Vec<BExpr>,
+    /// Columns the scan reads: the filter's own and those wanted above it.
     needed: Vec<bool>,
+    /// Columns converted for the surviving rows: those the rest of the filter reads and
+    /// those wanted above it (a column only the raw predicates read is not taken).
+    convert: Vec<bool>,
     schema: Schema,
 }
 
 impl FusedFilter {
-    pub fn new(pred: &BExpr, schema: &Schema, needed: Vec<bool>) -> FusedFilter {
+    /// `wanted`: the columns the plan above the filter reads.
+    pub fn new(pred: &BExpr, schema: &Schema, wanted: &[bool]) -> FusedFilter {
         let mut parts = Vec::new();
         conjuncts(pred, &mut parts);
         let mut raw = Vec::new();
@@ -640,10 +646,15 @@ impl FusedFilter {
             }
         }
         raw.sort_by_key(Raw::cost);
+        let mut needed = needed_by(&[pred], schema.len());
+        or_into(&mut needed, wanted);
+        let mut convert = needed_by(&rest.iter().collect::<Vec<_>>(), schema.len());
+        or_into(&mut convert, wanted);
         FusedFilter {
             raw,
             rest,
             needed,
+            convert,
             schema: schema.clone(),
         }
     }
@@ -689,7 +700,7 @@ impl FusedFilter {
             .enumerate()
             .map(|(i, a)| {
                 let ty = self.schema[i].1;
-                if !self.needed[i] {
+                if !self.convert[i] {
                     return Ok(Column::Pruned(ty, len));
                 }
                 let a: ArrayRef = match &rows {

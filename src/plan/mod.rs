@@ -253,7 +253,7 @@ impl Plan {
                 );
                 if matches!(input.as_ref(), Plan::Scan { .. }) {
                     let fused =
-                        crate::exec::scan::FusedFilter::new(pred, &inner, vec![true; inner.len()]);
+                        crate::exec::scan::FusedFilter::new(pred, &inner, &vec![true; inner.len()]);
                     let _ = writeln!(
                         out,
                         "{pad}  fused with the scan, on the raw input (dictionary values once, plain strings by one buffer pass): {}",

@@ -195,3 +195,19 @@ def test_founding_query_matches_duckdb(seed: int) -> None:
     theirs = _duckdb_founding(t, NOW)
     assert ours == theirs
     assert len(ours) > 0
+
+
+def test_column_read_by_the_scan_filter_and_wanted_above() -> None:
+    """A column the fused scan filter tests is converted for the kept rows only when
+    something above (or the rest of the filter) reads it: projected, grouped by, or
+    tested again by a non-raw conjunct, it is there; counted, it need not be."""
+    t = pa.table({"FileName": ["a.exe", "svchost.exe", "B.dll", None], "X": [1, 2, 3, 4]})
+    q = 'T | where FileName !startswith "svc"'
+    assert rmmhunt.query(q + " | count", {"T": t}).to_pylist() == [{"Count": 3}]
+    assert rmmhunt.query(q + " | project FileName, X", {"T": t}).to_pylist() == [
+        {"FileName": "a.exe", "X": 1},
+        {"FileName": "B.dll", "X": 3},
+        {"FileName": "", "X": 4},
+    ]
+    got = rmmhunt.query(q + " and strlen(FileName) > 4 | summarize n = count() by X", {"T": t})
+    assert got.to_pylist() == [{"X": 1, "n": 1}, {"X": 3, "n": 1}]
