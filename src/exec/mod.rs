@@ -192,11 +192,7 @@ fn children(plan: &Plan) -> Vec<&Plan> {
 fn input_needs(plan: &Plan, needed: &[bool]) -> Vec<Vec<bool>> {
     match plan {
         Plan::Scan { .. } | Plan::Values { .. } => vec![],
-        Plan::Filter { input, pred } => {
-            let mut need = needed_by(&[pred], input.schema().len());
-            or_into(&mut need, needed);
-            vec![need]
-        }
+        Plan::Filter { input, pred } => vec![filter_reads(pred, input.schema().len(), needed)],
         Plan::Project { input, exprs, .. } => {
             let used: Vec<&BExpr> = exprs
                 .iter()
@@ -292,6 +288,13 @@ pub fn concat_chunks(schema: &Schema, chunks: &[Chunk]) -> Result<Chunk> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Chunk::new(columns, len))
+}
+
+/// The columns a filter on `pred` reads from its input: its own and those `wanted` above.
+pub(crate) fn filter_reads(pred: &BExpr, width: usize, wanted: &[bool]) -> Vec<bool> {
+    let mut need = needed_by(&[pred], width);
+    or_into(&mut need, wanted);
+    need
 }
 
 pub(crate) fn needed_by(exprs: &[&BExpr], width: usize) -> Vec<bool> {

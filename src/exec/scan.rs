@@ -23,7 +23,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::eval::eval_mask;
 use super::pool::parallel_map;
-use super::{needed_by, or_into};
+use super::{filter_reads, needed_by, or_into};
 use crate::column::{Chunk, Column};
 use crate::convert::column_from_arrow;
 use crate::error::{Error, Result};
@@ -646,14 +646,13 @@ impl FusedFilter {
             }
         }
         raw.sort_by_key(Raw::cost);
-        let mut needed = needed_by(&[pred], schema.len());
-        or_into(&mut needed, wanted);
-        let mut convert = needed_by(&rest.iter().collect::<Vec<_>>(), schema.len());
+        let rest_refs: Vec<&BExpr> = rest.iter().collect();
+        let mut convert = needed_by(&rest_refs, schema.len());
         or_into(&mut convert, wanted);
         FusedFilter {
             raw,
+            needed: filter_reads(pred, schema.len(), wanted),
             rest,
-            needed,
             convert,
             schema: schema.clone(),
         }
