@@ -203,7 +203,8 @@ fn string_array(layout: &str, v: &[Option<String>]) -> ArrayRef {
     }
 }
 
-fn run(layout: &str, batch: usize, n: usize) -> Vec<String> {
+/// `rows(n)` as a DeviceProcessEvents table of `batch`-row batches in one string layout.
+fn catalog(layout: &str, batch: usize, n: usize) -> Catalog {
     let (ts, co, dev, rid) = rows(n);
     let mut batches = Vec::new();
     let mut schema = None;
@@ -239,6 +240,11 @@ fn run(layout: &str, batch: usize, n: usize) -> Vec<String> {
         "DeviceProcessEvents".into(),
         Arc::new(MemTable::new(schema.unwrap(), batches)) as Arc<dyn TableProvider>,
     );
+    catalog
+}
+
+fn run(layout: &str, batch: usize, n: usize) -> Vec<String> {
+    let catalog = catalog(layout, batch, n);
     let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
     let r = Query::parse(FOUNDING).unwrap().run(&catalog, now).unwrap();
     assert_eq!(
@@ -278,6 +284,74 @@ fn same_result_for_every_layout_and_batch_size() {
                 expected,
                 "layout {layout}, batch size {batch}"
             );
+        }
+    }
+}
+
+/// Conjuncts after a first one that keeps a tenth of the rows (between the row-by-row
+/// and whole-array regimes: plain strings match each distinct value of the rows left
+/// once), and after one that keeps most rows; counted per device against a direct loop.
+#[test]
+fn later_conjuncts_on_the_rows_left() {
+    let n = 6000;
+    let (_, co, dev, _) = rows(n);
+    type Test = fn(&str, &str) -> bool;
+    let cases: [(&str, Test); 3] = [
+        (
+            r#"ProcessVersionInfoCompanyName has "Microsoft" and DeviceName contains "S-0""#,
+            |c, d| {
+                ref_has(c, "Microsoft", false, TermMatch::Whole) && ref_contains(d, "S-0", false)
+            },
+        ),
+        (
+            r#"ProcessVersionInfoCompanyName has "Microsoft" and DeviceName !contains "s-03""#,
+            |c, d| {
+                ref_has(c, "Microsoft", false, TermMatch::Whole) && !ref_contains(d, "s-03", false)
+            },
+        ),
+        (
+            r#"ProcessVersionInfoCompanyName !has "Microsoft" and DeviceName has "wks""#,
+            |c, d| {
+                !ref_has(c, "Microsoft", false, TermMatch::Whole)
+                    && ref_has(d, "wks", false, TermMatch::Whole)
+            },
+        ),
+    ];
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    for (filter, test) in cases {
+        let mut want: Vec<(String, i64)> = Vec::new();
+        for i in 0..n {
+            let d = dev[i].clone().unwrap_or_default();
+            if test(co[i].as_deref().unwrap_or(""), &d) {
+                match want.iter_mut().find(|(k, _)| *k == d) {
+                    Some((_, c)) => *c += 1,
+                    None => want.push((d, 1)),
+                }
+            }
+        }
+        want.sort();
+        assert!(!want.is_empty(), "{filter}");
+        let kql =
+            format!("DeviceProcessEvents | where {filter} | summarize Count=count() by DeviceName");
+        for layout in ["utf8", "large", "view", "dict"] {
+            for batch in [n, 2048] {
+                let r = Query::parse(&kql)
+                    .unwrap()
+                    .run(&catalog(layout, batch, n), now)
+                    .unwrap();
+                let mut got: Vec<(String, i64)> = r
+                    .rows_json()
+                    .into_iter()
+                    .map(|row| {
+                        (
+                            row[0].as_str().unwrap().to_string(),
+                            row[1].as_i64().unwrap(),
+                        )
+                    })
+                    .collect();
+                got.sort();
+                assert_eq!(got, want, "{filter} ({layout}, batches of {batch})");
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, GenericStringArray, OffsetSizeTrait, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{
     DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -27,6 +27,7 @@ use super::{filter_reads, needed_by, or_into};
 use crate::column::{Chunk, Column};
 use crate::convert::column_from_arrow;
 use crate::error::{Error, Result};
+use crate::kernels::distinct;
 use crate::kernels::strmatch::{Kind, Matcher};
 use crate::kernels::terms::TermMatch;
 use crate::kernels::termscan::{KeyRows, TermScanner, MAX_PAIR_NEEDLES};
@@ -463,9 +464,15 @@ impl Raw {
                     return Ok(Some(Sel::Rows(kept)));
                 }
                 // Row by row when few rows are left (a whole-array pass is cheap per row:
-                // a term scan costs about what 1/32 of the rows cost one by one).
+                // a term scan costs about what 1/32 of the rows cost one by one; plain
+                // strings match each distinct value of the rows left once, which pays
+                // until about a quarter of the rows are left).
+                let per_row = match a.data_type() {
+                    DataType::Utf8 | DataType::LargeUtf8 => 4,
+                    _ => 32,
+                };
                 match sel {
-                    Sel::Rows(rows) if rows.len() * 32 < n => {
+                    Sel::Rows(rows) if rows.len() * per_row < n => {
                         if let Some(kept) = rows_where(a, rows, |s| matcher.matches(s)) {
                             return Ok(Some(Sel::Rows(kept)));
                         }
@@ -581,6 +588,7 @@ fn mask_rows(m: &arrow::array::BooleanArray) -> Vec<u32> {
 }
 
 /// `rows` whose string (null as "") passes `f`, for plain string layouts; None for others.
+/// Plain arrays call `f` once per distinct value of the rows (`kernels::distinct`).
 fn rows_where(a: &dyn Array, rows: &[u32], f: impl Fn(&str) -> bool) -> Option<Vec<u32>> {
     fn go<'a>(
         rows: &[u32],
@@ -596,15 +604,33 @@ fn rows_where(a: &dyn Array, rows: &[u32], f: impl Fn(&str) -> bool) -> Option<V
             })
             .collect()
     }
+    fn plain<O: OffsetSizeTrait>(
+        s: &GenericStringArray<O>,
+        rows: &[u32],
+        f: impl Fn(&str) -> bool,
+    ) -> Vec<u32> {
+        // The memo skips null rows: when "" passes, nulls go row by row.
+        if rows.len() < MEMO_MIN_ROWS || (s.null_count() > 0 && f("")) {
+            return go(rows, |r| s.is_null(r), |r| s.value(r), f);
+        }
+        let mut out = Vec::new();
+        let done = distinct::per_value_of(
+            s,
+            rows.len(),
+            |i| rows[i] as usize,
+            |v| f(v),
+            |r, &hit| {
+                if hit {
+                    out.push(r as u32)
+                }
+            },
+        );
+        out.extend(go(&rows[done..], |r| s.is_null(r), |r| s.value(r), f));
+        out
+    }
     Some(match a.data_type() {
-        DataType::Utf8 => {
-            let s = a.as_string::<i32>();
-            go(rows, |r| s.is_null(r), |r| s.value(r), f)
-        }
-        DataType::LargeUtf8 => {
-            let s = a.as_string::<i64>();
-            go(rows, |r| s.is_null(r), |r| s.value(r), f)
-        }
+        DataType::Utf8 => plain(a.as_string::<i32>(), rows, f),
+        DataType::LargeUtf8 => plain(a.as_string::<i64>(), rows, f),
         DataType::Utf8View => {
             let s = a.as_string_view();
             go(rows, |r| s.is_null(r), |r| s.value(r), f)
@@ -612,6 +638,10 @@ fn rows_where(a: &dyn Array, rows: &[u32], f: impl Fn(&str) -> bool) -> Option<V
         _ => return None,
     })
 }
+
+/// Rows below which a string test runs row by row rather than once per distinct value
+/// (the memo's table costs about what a few hundred row tests do).
+const MEMO_MIN_ROWS: usize = 256;
 
 /// The filter split into raw predicates (in evaluation order) and the rest.
 #[derive(Clone)]

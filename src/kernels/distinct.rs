@@ -13,16 +13,36 @@ use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
 /// values; returns the number of rows done (`a.len()` when all).
 pub fn per_value<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
+    compute: impl FnMut(&str) -> T,
+    emit: impl FnMut(usize, &T),
+) -> usize {
+    per_value_of(a, a.len(), |i| i, compute, emit)
+}
+
+/// `per_value` over `count` rows of the array, the i-th being `row(i)` (any order): a
+/// conjunct after a selective one sees only the rows left. Stops after the row that
+/// makes more than `max(256, count / 16)` distinct values; returns the number of rows
+/// done. Rows scattered over a large array miss the cache (the prefetcher does not
+/// follow them: a tenth of 10M rows cost 45 ns each), so each row's bytes are
+/// requested `AHEAD` rows before they are read.
+pub fn per_value_of<O: OffsetSizeTrait, T>(
+    a: &GenericStringArray<O>,
+    count: usize,
+    row: impl Fn(usize) -> usize,
     mut compute: impl FnMut(&str) -> T,
     mut emit: impl FnMut(usize, &T),
 ) -> usize {
-    let n = a.len();
-    let limit = 256.max(n / 16);
+    const AHEAD: usize = 16;
+    let limit = 256.max(count / 16);
     let offsets = a.value_offsets();
     let data = a.value_data();
     let nulls = a.logical_nulls();
     let mut memo: HashMap<&[u8], T, FxBuild> = HashMap::with_capacity_and_hasher(512, FxBuild);
-    for r in 0..n {
+    for i in 0..count {
+        if i + AHEAD < count {
+            prefetch(data, offsets[row(i + AHEAD)].as_usize());
+        }
+        let r = row(i);
         if nulls.as_ref().is_some_and(|m| m.is_null(r)) {
             continue;
         }
@@ -35,10 +55,24 @@ pub fn per_value<O: OffsetSizeTrait, T>(
         emit(r, &t);
         memo.insert(bytes, t);
         if memo.len() > limit {
-            return r + 1;
+            return i + 1;
         }
     }
-    n
+    count
+}
+
+/// Asks the CPU to bring the cache line holding `data[at]` closer (a hint: no effect on
+/// results, nothing on other architectures).
+#[inline(always)]
+fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = data.get(at) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing and cannot fault; `p` points into `data`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const u8).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
 }
 
 /// A small multiplicative hash for the memo (it lives for one array; its keys are the
@@ -129,6 +163,22 @@ mod tests {
         let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         let a = StringArray::from(many);
         assert_eq!(per_value(&a, |_| (), |_, _| ()), 257);
+        // Some rows only, in the order given.
+        let a = StringArray::from(vec![Some("a"), Some("b"), None, Some("a"), Some("c")]);
+        let mut rows = Vec::new();
+        let order = [4, 2, 3, 0];
+        let done = per_value_of(
+            &a,
+            order.len(),
+            |i| order[i],
+            |v| v.to_string(),
+            |r, t| rows.push((r, t.clone())),
+        );
+        assert_eq!(done, 4);
+        assert_eq!(
+            rows,
+            vec![(4, "c".into()), (3, "a".into()), (0, "a".into())]
+        );
     }
 
     /// Values that differ only in the high bytes of their last word (numbered names of
