@@ -46,6 +46,47 @@ pub fn fold(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.chars().map(fold_char).collect())
 }
 
+/// KELVIN SIGN, the one non-ASCII character whose case mapping is ASCII (`k`).
+const KELVIN: &[u8] = "\u{212A}".as_bytes();
+
+/// Whether `fold(s)` starts with `needle` (ASCII, any case), or equals it when `whole`,
+/// without building the fold: an ASCII character folds to its ASCII lowercase, KELVIN
+/// SIGN to `k`, and every other character to a non-ASCII one, which no needle byte
+/// equals (checked over all of Unicode in the tests). `s` is valid UTF-8.
+pub fn folded_starts_with(s: &[u8], needle: &[u8], whole: bool) -> bool {
+    let mut i = 0;
+    for &want in needle {
+        let (got, width) = match s.get(i) {
+            Some(&c) if c.is_ascii() => (c.to_ascii_lowercase(), 1),
+            Some(_) if s[i..].starts_with(KELVIN) => (b'k', KELVIN.len()),
+            _ => return false,
+        };
+        if got != want.to_ascii_lowercase() {
+            return false;
+        }
+        i += width;
+    }
+    !whole || i == s.len()
+}
+
+/// Whether `fold(s)` ends with `needle` (ASCII, any case): `folded_starts_with` from
+/// the other end (a KELVIN SIGN is recognised by its three bytes ending at a position).
+pub fn folded_ends_with(s: &[u8], needle: &[u8]) -> bool {
+    let mut i = s.len();
+    for &want in needle.iter().rev() {
+        let (got, width) = match i.checked_sub(1).map(|j| s[j]) {
+            Some(c) if c.is_ascii() => (c.to_ascii_lowercase(), 1),
+            Some(_) if s[..i].ends_with(KELVIN) => (b'k', KELVIN.len()),
+            _ => return false,
+        };
+        if got != want.to_ascii_lowercase() {
+            return false;
+        }
+        i -= width;
+    }
+    true
+}
+
 /// Which edges of an occurrence must fall on term boundaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TermMatch {
@@ -244,5 +285,60 @@ mod tests {
         assert!(contains("anything", "", false));
         assert!(starts_with("ÉCOLE", "éc", false));
         assert!(ends_with("file.EXE", ".exe", false));
+    }
+
+    /// The fold-free affix tests agree with `fold` then compare (SEMANTICS.md §1.3: simple
+    /// case mapping), on rows mixing ASCII, KELVIN SIGN (folds to `k`), characters whose
+    /// fold is non-ASCII or several characters (`İ` stays itself), and truncated needles.
+    #[test]
+    fn fold_free_affixes() {
+        let rows = [
+            "",
+            "k",
+            "K",
+            "\u{212A}",
+            "\u{212A}\u{212A}",
+            "Microsoft® Windows® Operating System",
+            "MICROSOFT® WINDOWS®",
+            "\u{212A}onnect\u{212A}",
+            "İk",
+            "kİ",
+            "ÉCOLE k",
+            "straße",
+            "x\u{212A}",
+            "ab\u{212A}c",
+        ];
+        let needles = [
+            "",
+            "k",
+            "K",
+            "kk",
+            "microsoft",
+            "Microsoft® W",
+            "konnectk",
+            "x",
+            "xk",
+            "abkc",
+            "bkc",
+            "i",
+            "ik",
+            "e k",
+            "k ",
+        ];
+        for row in rows {
+            let folded = fold(row);
+            for needle in needles.iter().filter(|n| n.is_ascii()) {
+                let lower = needle.to_ascii_lowercase();
+                let (b, n) = (row.as_bytes(), needle.as_bytes());
+                let case = format!("{row:?} / {needle:?}");
+                assert_eq!(
+                    folded_starts_with(b, n, false),
+                    folded.starts_with(&lower),
+                    "{case}"
+                );
+                assert_eq!(folded_starts_with(b, n, true), *folded == lower, "{case}");
+                assert_eq!(folded_ends_with(b, n), folded.ends_with(&lower), "{case}");
+            }
+        }
     }
 }
