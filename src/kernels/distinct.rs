@@ -8,15 +8,17 @@ use std::collections::HashMap;
 
 use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
 
-/// Calls `emit(row, &compute(value))` for each non-null row in order, computing once per
-/// distinct value. Stops after the row that makes more than `max(256, n / 16)` distinct
-/// values; returns the number of rows done (`a.len()` when all).
+/// Calls `emit(row, &compute(value))` for each non-null row from `from` on, in order,
+/// computing once per distinct value. Stops after the row that makes more than
+/// `max(256, rows / 16)` distinct values; returns the row it stopped before (`a.len()`
+/// when done).
 pub fn per_value<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
+    from: usize,
     compute: impl FnMut(&str) -> T,
     emit: impl FnMut(usize, &T),
 ) -> usize {
-    per_value_of(a, a.len(), |i| i, compute, emit)
+    from + memo_rows(a, a.len() - from, |i| from + i, false, compute, emit)
 }
 
 /// `per_value` over `count` rows of the array, the i-th being `row(i)` (any order): a
@@ -29,6 +31,19 @@ pub fn per_value_of<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
     count: usize,
     row: impl Fn(usize) -> usize,
+    compute: impl FnMut(&str) -> T,
+    emit: impl FnMut(usize, &T),
+) -> usize {
+    memo_rows(a, count, row, true, compute, emit)
+}
+
+/// The memo loop; `ahead`: prefetch (rows in order stream without it, and the hint
+/// costs them an extra offset read a row).
+fn memo_rows<O: OffsetSizeTrait, T>(
+    a: &GenericStringArray<O>,
+    count: usize,
+    row: impl Fn(usize) -> usize,
+    ahead: bool,
     mut compute: impl FnMut(&str) -> T,
     mut emit: impl FnMut(usize, &T),
 ) -> usize {
@@ -39,7 +54,7 @@ pub fn per_value_of<O: OffsetSizeTrait, T>(
     let nulls = a.logical_nulls();
     let mut memo: HashMap<&[u8], T, FxBuild> = HashMap::with_capacity_and_hasher(512, FxBuild);
     for i in 0..count {
-        if i + AHEAD < count {
+        if ahead && i + AHEAD < count {
             prefetch(data, offsets[row(i + AHEAD)].as_usize());
         }
         let r = row(i);
@@ -150,6 +165,7 @@ mod tests {
         let mut rows = Vec::new();
         let done = per_value(
             &a,
+            0,
             |v| {
                 computed.push(v.to_string());
                 v.len()
@@ -162,7 +178,8 @@ mod tests {
         // All distinct: stops after the 257th value.
         let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         let a = StringArray::from(many);
-        assert_eq!(per_value(&a, |_| (), |_, _| ()), 257);
+        assert_eq!(per_value(&a, 0, |_| (), |_, _| ()), 257);
+        assert_eq!(per_value(&a, 100, |_| (), |_, _| ()), 357);
         // Some rows only, in the order given.
         let a = StringArray::from(vec![Some("a"), Some("b"), None, Some("a"), Some("c")]);
         let mut rows = Vec::new();

@@ -456,7 +456,7 @@ impl Matcher {
             }
         };
         let mut out = vec![empty; a.len()];
-        let done = distinct::per_value(a, |v| self.matches(v), |r, &m| out[r] = m);
+        let done = distinct::per_value(a, 0, |v| self.matches(v), |r, &m| out[r] = m);
         for (r, o) in out.iter_mut().enumerate().skip(done) {
             if a.is_valid(r) {
                 *o = row_test(r);

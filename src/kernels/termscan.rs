@@ -261,7 +261,7 @@ impl TermScanner {
             }
             from = probe;
         }
-        let done = from + self.scan_distinct(a, from, out);
+        let done = self.scan_distinct(a, from, out);
         if done < n {
             self.scan_buffer(a, done, n, out);
         }
@@ -269,18 +269,17 @@ impl TermScanner {
 
     /// Each distinct value of the rows from `from` on is matched once (by the exact rule)
     /// and its keys are reused for every row holding it (`kernels::distinct`). Returns
-    /// the rows done: when the values turn out mostly distinct, the rest is left to the
-    /// buffer pass.
+    /// the row it stopped before: when the values turn out mostly distinct, the rest is
+    /// left to the buffer pass.
     fn scan_distinct<O: OffsetSizeTrait>(
         &self,
         a: &GenericStringArray<O>,
         from: usize,
         out: &mut Vec<(u32, u32)>,
     ) -> usize {
-        distinct::per_value_of(
+        distinct::per_value(
             a,
-            a.len() - from,
-            |i| from + i,
+            from,
             |value| {
                 let mut hits = Vec::new();
                 self.exact_row(value, 0, 0, &mut hits);
