@@ -112,6 +112,18 @@ impl Matcher {
             .as_ref()
     }
 
+    /// A term predicate (not negated) over every row of a plain string array: the rows
+    /// its scan finds. None for other predicates and layouts.
+    fn term_rows(&self, a: &dyn Array) -> Option<Vec<u32>> {
+        let hits = match a.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => self.scanner()?.scan(a).ok()?,
+            _ => return None,
+        };
+        let (needles, _, all) = self.term_needles()?;
+        let keys: Vec<u32> = (0..needles.len() as u32).collect();
+        Some(KeyRows::new(&hits, keys.len()).rows(&keys, all))
+    }
+
     /// The predicate on one string (null strings are `""`).
     pub fn matches(&self, s: &str) -> bool {
         // Affix and equality tests of case-insensitive needles compare in place (the
@@ -229,24 +241,17 @@ impl Matcher {
         if let DataType::Dictionary(..) = a.data_type() {
             return self.select_dictionary_rows(a, rows);
         }
-        if let DataType::Utf8 | DataType::LargeUtf8 = a.data_type() {
-            if let (None, Some(sc), Some((needles, _, all))) =
-                (rows, self.scanner(), self.term_needles())
-            {
-                let hits = sc.scan(a).ok()?;
-                let keys: Vec<u32> = (0..needles.len() as u32).collect();
-                let found = KeyRows::new(&hits, keys.len()).rows(&keys, all);
-                if !self.negated {
-                    return Some(found);
-                }
-                // The other rows, nulls included (`""` holds no term).
-                let mut skip = found.into_iter().peekable();
-                return Some(
-                    (0..a.len() as u32)
-                        .filter(|&r| skip.next_if_eq(&r).is_none())
-                        .collect(),
-                );
+        if let Some(found) = rows.is_none().then(|| self.term_rows(a)).flatten() {
+            if !self.negated {
+                return Some(found);
             }
+            // The other rows, nulls included (`""` holds no term).
+            let mut skip = found.into_iter().peekable();
+            return Some(
+                (0..a.len() as u32)
+                    .filter(|&r| skip.next_if_eq(&r).is_none())
+                    .collect(),
+            );
         }
         let (needle, kind) = self.ascii_needle()?;
         fn go<O: OffsetSizeTrait>(
@@ -412,15 +417,12 @@ impl Matcher {
     }
 
     fn eval_generic<O: OffsetSizeTrait>(&self, a: &GenericStringArray<O>) -> BooleanArray {
-        if let (Some(sc), Some((needles, _, all))) = (self.scanner(), self.term_needles()) {
-            if let Ok(hits) = sc.scan(a) {
-                let keys: Vec<u32> = (0..needles.len() as u32).collect();
-                let mut out = vec![self.negated; a.len()];
-                for r in KeyRows::new(&hits, keys.len()).rows(&keys, all) {
-                    out[r as usize] = !self.negated;
-                }
-                return BooleanArray::from(out);
+        if let Some(found) = self.term_rows(a) {
+            let mut out = vec![self.negated; a.len()];
+            for r in found {
+                out[r as usize] = !self.negated;
             }
+            return BooleanArray::from(out);
         }
         let empty = self.matches("");
         if let Some(test) = self.ascii_test(false) {

@@ -47,7 +47,7 @@ pub fn fold(s: &str) -> Cow<'_, str> {
 }
 
 /// KELVIN SIGN, the one non-ASCII character whose case mapping is ASCII (`k`).
-const KELVIN: &[u8] = "\u{212A}".as_bytes();
+pub const KELVIN: &[u8] = "\u{212A}".as_bytes();
 
 /// Whether `fold(s)` starts with `needle` (ASCII, any case), or equals it when `whole`,
 /// without building the fold: an ASCII character folds to its ASCII lowercase, KELVIN

@@ -243,7 +243,7 @@ impl TermScanner {
     /// needles in a quarter of the rows or more (a popular vendor: `has "Microsoft"`
     /// in 78% of 10M rows). Each occurrence costs the buffer pass ~20 ns to place and
     /// check, a row costs the distinct-value memo ~8 ns: past that density the memo
-    /// takes the rest (`has "Microsoft"` 182 -> 100 ms). Many needles: the memo.
+    /// takes the rest (`has "Microsoft"` 182 -> 105 ms). Many needles: the memo.
     fn scan_strings<O: OffsetSizeTrait>(
         &self,
         a: &GenericStringArray<O>,
@@ -289,8 +289,8 @@ impl TermScanner {
         )
     }
 
-    /// The buffer pass over rows `from_row..n`. ASCII needles are found on the bytes, in every row: an ASCII
-    /// needle can only match ASCII characters, and case mapping sends every non-ASCII
+    /// The buffer pass over rows `from_row..n`. ASCII needles are found on the bytes, in
+    /// every row: an ASCII needle can only match ASCII characters, and case mapping sends every non-ASCII
     /// character to a non-ASCII one (but KELVIN SIGN, to `k`: rows holding it take the
     /// exact path) without changing whether it is a term character, so ASCII case
     /// folding plus a decoded neighbour at each edge is the exact rule (both facts are
@@ -303,12 +303,11 @@ impl TermScanner {
         n: usize,
         out: &mut Vec<(u32, u32)>,
     ) {
-        const KELVIN: &[u8] = "\u{212A}".as_bytes();
         let offsets = a.value_offsets();
         let data = a.value_data();
         let nulls = a.logical_nulls();
         let has_non_ascii_texts = self.ascii_texts < self.texts.len();
-        let kelvin = memchr::memmem::Finder::new(KELVIN);
+        let kelvin = memchr::memmem::Finder::new(terms::KELVIN);
         let mut lower: Vec<u8> = Vec::new();
         let mut rel: Vec<usize> = Vec::new();
         // Rows decided by the exact rule for every text, and rows needing it for the
