@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::kernels::distinct;
 use crate::kernels::strmatch::{Kind, Matcher};
 use crate::kernels::terms::TermMatch;
-use crate::kernels::termscan::{KeyRows, TermScanner, MAX_PAIR_NEEDLES};
+use crate::kernels::termscan::{complement, KeyRows, TermScanner, MAX_PAIR_NEEDLES};
 use crate::plan::{BExpr, BKind, Schema};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::table::{BatchStream, ScanTask};
@@ -295,20 +295,6 @@ fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
             (None, None) => break,
         };
         out.push(next);
-    }
-    out
-}
-
-/// Rows in `0..n` not in `rows` (sorted).
-fn complement(rows: &[u32], n: usize) -> Vec<u32> {
-    let mut out = Vec::with_capacity(n.saturating_sub(rows.len()));
-    let mut k = 0;
-    for r in 0..n as u32 {
-        if rows.get(k) == Some(&r) {
-            k += 1;
-        } else {
-            out.push(r);
-        }
     }
     out
 }

@@ -20,7 +20,7 @@ use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
 
 use super::distinct;
 use super::terms::{self, TermMatch};
-use super::termscan::{KeyRows, TermScanner};
+use super::termscan::{complement, KeyRows, TermScanner};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -242,16 +242,12 @@ impl Matcher {
             return self.select_dictionary_rows(a, rows);
         }
         if let Some(found) = rows.is_none().then(|| self.term_rows(a)).flatten() {
-            if !self.negated {
-                return Some(found);
-            }
-            // The other rows, nulls included (`""` holds no term).
-            let mut skip = found.into_iter().peekable();
-            return Some(
-                (0..a.len() as u32)
-                    .filter(|&r| skip.next_if_eq(&r).is_none())
-                    .collect(),
-            );
+            // Negated: the other rows, nulls included (`""` holds no term).
+            return Some(if self.negated {
+                complement(&found, a.len())
+            } else {
+                found
+            });
         }
         let (needle, kind) = self.ascii_needle()?;
         fn go<O: OffsetSizeTrait>(

@@ -154,6 +154,8 @@ pub fn starts_with(hay: &str, needle: &str, cs: bool) -> bool {
     } else if hay.is_ascii() && needle.is_ascii() {
         hay.len() >= needle.len()
             && hay.as_bytes()[..needle.len()].eq_ignore_ascii_case(needle.as_bytes())
+    } else if needle.is_ascii() {
+        folded_starts_with(hay.as_bytes(), needle.as_bytes(), false)
     } else {
         fold(hay).starts_with(&*fold(needle))
     }
@@ -165,6 +167,8 @@ pub fn ends_with(hay: &str, needle: &str, cs: bool) -> bool {
     } else if hay.is_ascii() && needle.is_ascii() {
         hay.len() >= needle.len()
             && hay.as_bytes()[hay.len() - needle.len()..].eq_ignore_ascii_case(needle.as_bytes())
+    } else if needle.is_ascii() {
+        folded_ends_with(hay.as_bytes(), needle.as_bytes())
     } else {
         fold(hay).ends_with(&*fold(needle))
     }

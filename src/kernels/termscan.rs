@@ -85,6 +85,20 @@ impl KeyRows {
     }
 }
 
+/// Rows in `0..n` not in `rows` (sorted): a negated term predicate's rows.
+pub fn complement(rows: &[u32], n: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(n.saturating_sub(rows.len()));
+    let mut k = 0;
+    for r in 0..n as u32 {
+        if rows.get(k) == Some(&r) {
+            k += 1;
+        } else {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// Every term needle some predicate looks for in one column. A key is a needle text
 /// with its mode; predicates ask for rows by keys.
 #[derive(Clone, Debug)]
