@@ -356,6 +356,69 @@ fn later_conjuncts_on_the_rows_left() {
     }
 }
 
+/// Groups keyed by strings (null and "" are one key: Kusto strings are never null) and
+/// by a string and a long together, counted against a direct loop, for every layout
+/// and batch size: the aggregation codes each chunk's keys by their distinct values and
+/// must still merge groups across chunks.
+#[test]
+fn summarize_groups_match_a_direct_count() {
+    let n = 3000;
+    let (_, co, dev, rid) = rows(n);
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    let key = |s: &Option<String>| s.clone().unwrap_or_default();
+    let cases: [(&str, Vec<String>); 3] = [
+        (
+            "summarize c=count() by ProcessVersionInfoCompanyName",
+            co.iter().map(key).collect(),
+        ),
+        (
+            "summarize c=count() by DeviceName, ReportId",
+            (0..n)
+                .map(|i| format!("{}|{}", key(&dev[i]), rid[i]))
+                .collect(),
+        ),
+        (
+            "summarize c=count() by ReportId, ProcessVersionInfoCompanyName, DeviceName",
+            (0..n)
+                .map(|i| format!("{}|{}|{}", rid[i], key(&co[i]), key(&dev[i])))
+                .collect(),
+        ),
+    ];
+    for (summarize, keys) in cases {
+        let mut want: HashMap<String, i64> = HashMap::new();
+        for k in keys {
+            *want.entry(k).or_default() += 1;
+        }
+        let mut want: Vec<(String, i64)> = want.into_iter().collect();
+        want.sort();
+        let kql = format!("DeviceProcessEvents | {summarize}");
+        for layout in ["utf8", "large", "view", "dict"] {
+            for batch in [n, 1000, 7] {
+                let r = Query::parse(&kql)
+                    .unwrap()
+                    .run(&catalog(layout, batch, n), now)
+                    .unwrap();
+                let mut got: Vec<(String, i64)> = r
+                    .rows_json()
+                    .into_iter()
+                    .map(|row| {
+                        let parts: Vec<String> = row[..row.len() - 1]
+                            .iter()
+                            .map(|v| match v {
+                                serde_json::Value::String(s) => s.clone(),
+                                v => v.to_string(),
+                            })
+                            .collect();
+                        (parts.join("|"), row[row.len() - 1].as_i64().unwrap())
+                    })
+                    .collect();
+                got.sort();
+                assert_eq!(got, want, "{summarize} ({layout}, batches of {batch})");
+            }
+        }
+    }
+}
+
 #[test]
 fn founding_query_finds_exactly_the_term_matches() {
     // Groups: the null device (DeviceId "") and wks-00..wks-06; counts checked by a

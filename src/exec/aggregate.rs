@@ -11,6 +11,7 @@ use super::eval::{compare, eval, eval_bool};
 use super::{json_to_value, value_to_json};
 use crate::column::{Chunk, Column};
 use crate::error::Result;
+use crate::kernels::distinct::row_ids;
 use crate::plan::{AggFunc, AggSpec, BExpr};
 use crate::types::{KqlType, Value};
 
@@ -281,6 +282,87 @@ fn finish(state: State, spec: &AggSpec) -> Vec<Value> {
 }
 
 /// Runs summarize over a stream of chunks; returns one chunk with keys then aggregates.
+/// Each row's group in one chunk. The key columns are coded column by column (a string
+/// column by its distinct values, `kernels::distinct::row_ids`; any other by the
+/// hashable image of its values), and `group_of` (the groups' index across chunks) is
+/// asked once per distinct combination of codes instead of once per row: a row-by-row
+/// key of copied strings cost `summarize count() by Company` 0.8 s on 10M rows.
+fn row_groups(
+    key_cols: &[Column],
+    len: usize,
+    mut group_of: impl FnMut(Vec<Value>) -> usize,
+) -> Vec<usize> {
+    let coded: Vec<(Vec<u32>, Vec<usize>)> = key_cols.iter().map(|c| codes(c, len)).collect();
+    let key_at = |r: usize| key_cols.iter().map(|c| c.get(r)).collect::<Vec<Value>>();
+    match coded.as_slice() {
+        [] => vec![if len == 0 { 0 } else { group_of(Vec::new()) }; len],
+        [(codes, first)] => {
+            let group: Vec<usize> = first.iter().map(|&r| group_of(key_at(r))).collect();
+            codes.iter().map(|&c| group[c as usize]).collect()
+        }
+        _ => {
+            // Mixed-radix combination of the codes; a dense table of combinations when
+            // small, else a hash map.
+            let radix: Vec<usize> = coded.iter().map(|(_, first)| first.len()).collect();
+            let combos = radix.iter().try_fold(1usize, |p, &r| p.checked_mul(r));
+            let combo = |r: usize| {
+                coded
+                    .iter()
+                    .zip(&radix)
+                    .fold(0usize, |acc, ((codes, _), &n)| acc * n + codes[r] as usize)
+            };
+            match combos {
+                Some(n) if n <= 4 * len.max(1024) => {
+                    let mut table = vec![usize::MAX; n];
+                    (0..len)
+                        .map(|r| {
+                            let slot = &mut table[combo(r)];
+                            if *slot == usize::MAX {
+                                *slot = group_of(key_at(r));
+                            }
+                            *slot
+                        })
+                        .collect()
+                }
+                Some(_) => {
+                    let mut seen: HashMap<usize, usize> = HashMap::new();
+                    (0..len)
+                        .map(|r| *seen.entry(combo(r)).or_insert_with(|| group_of(key_at(r))))
+                        .collect()
+                }
+                None => {
+                    let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
+                    (0..len)
+                        .map(|r| {
+                            let k = coded.iter().map(|(codes, _)| codes[r]).collect();
+                            *seen.entry(k).or_insert_with(|| group_of(key_at(r)))
+                        })
+                        .collect()
+                }
+            }
+        }
+    }
+}
+
+/// A key column's code for each row (dense, equal exactly when the group keys are)
+/// and the first row of each code.
+fn codes(c: &Column, len: usize) -> (Vec<u32>, Vec<usize>) {
+    if let Column::String(a) = c {
+        return row_ids(a);
+    }
+    let mut seen: HashMap<KeyPart, u32> = HashMap::new();
+    let mut first = Vec::new();
+    let codes = (0..len)
+        .map(|r| {
+            *seen.entry(key_part(&c.get(r))).or_insert_with(|| {
+                first.push(r);
+                first.len() as u32 - 1
+            })
+        })
+        .collect();
+    (codes, first)
+}
+
 pub fn aggregate(
     input: impl Iterator<Item = Result<Chunk>>,
     keys: &[BExpr],
@@ -318,19 +400,15 @@ pub fn aggregate(
                 None => None,
             });
         }
-        for i in 0..chunk.len {
-            let kv: Vec<Value> = key_cols.iter().map(|c| c.get(i)).collect();
+        let groups = row_groups(&key_cols, chunk.len, |kv| {
             let kp: Vec<KeyPart> = kv.iter().map(key_part).collect();
-            let g = match index.get(&kp) {
-                Some(g) => *g,
-                None => {
-                    let g = key_rows.len();
-                    index.insert(kp, g);
-                    key_rows.push(kv);
-                    states.push(aggs.iter().map(new_state).collect());
-                    g
-                }
-            };
+            *index.entry(kp).or_insert_with(|| {
+                key_rows.push(kv);
+                states.push(aggs.iter().map(new_state).collect());
+                key_rows.len() - 1
+            })
+        });
+        for (i, &g) in groups.iter().enumerate() {
             for (k, spec) in aggs.iter().enumerate() {
                 update(&mut states[g][k], spec, &arg_cols[k], preds[k].as_ref(), i);
             }
