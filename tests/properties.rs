@@ -419,6 +419,48 @@ fn summarize_groups_match_a_direct_count() {
     }
 }
 
+/// `min`/`max` of a long folded group by group per chunk: the same as a direct loop.
+#[test]
+fn summarize_min_max_match_a_direct_loop() {
+    let n = 3000;
+    let (ts, co, _, rid) = rows(n);
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    let mut want: HashMap<String, (i64, i64, i64)> = HashMap::new();
+    for i in 0..n {
+        // A long that varies by row, so that each group's extremes sit in different
+        // chunks (ties too: the seconds repeat). `tolong` of a datetime counts ticks
+        // from 0001-01-01, 62,135,596,800 s before the epoch.
+        let v = rid[i] * 1000 + (ts[i] / 1_000_000 + 62_135_596_800) % 1000;
+        let e = want
+            .entry(co[i].clone().unwrap_or_default())
+            .or_insert((0, i64::MAX, i64::MIN));
+        *e = (e.0 + 1, e.1.min(v), e.2.max(v));
+    }
+    let mut want: Vec<(String, (i64, i64, i64))> = want.into_iter().collect();
+    want.sort();
+    let kql = "DeviceProcessEvents | extend v = ReportId * 1000 + tolong(Timestamp) / 10000000 % 1000 \
+               | summarize c=count(), lo=min(v), hi=max(v) by ProcessVersionInfoCompanyName";
+    for batch in [n, 1000, 7] {
+        let r = Query::parse(kql)
+            .unwrap()
+            .run(&catalog("utf8", batch, n), now)
+            .unwrap();
+        let mut got: Vec<(String, (i64, i64, i64))> = r
+            .rows_json()
+            .into_iter()
+            .map(|row| {
+                let int = |k: usize| row[k].as_i64().unwrap();
+                (
+                    row[0].as_str().unwrap().to_string(),
+                    (int(1), int(2), int(3)),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "batches of {batch}");
+    }
+}
+
 #[test]
 fn founding_query_finds_exactly_the_term_matches() {
     // Groups: the null device (DeviceId "") and wks-00..wks-06; counts checked by a

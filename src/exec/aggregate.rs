@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::Array;
+use arrow::array::{Array, BooleanArray};
 
 use super::eval::{compare, eval, eval_bool};
 use super::{json_to_value, value_to_json};
@@ -344,6 +344,70 @@ fn row_groups(
     }
 }
 
+/// The aggregates that fold a chunk group by group before touching the states, when
+/// there are no more groups than rows: `count()` adds up its rows, `min`/`max` of a
+/// long, datetime or timespan column finds each group's first best row (the one the row
+/// by row rule would keep: strictly better replaces) and hands only that row to
+/// `update`. Returns false, having done nothing, for any other aggregate. (Row by row,
+/// count and min by company and file name spent 0.2 s of 0.38 on 10M rows building and
+/// comparing `Value`s.)
+fn fold_by_group(
+    spec: &AggSpec,
+    args: &[Column],
+    pred: Option<&BooleanArray>,
+    groups: &[usize],
+    states: &mut [Vec<State>],
+    k: usize,
+) -> bool {
+    if pred.is_some() {
+        return false;
+    }
+    match (spec.func, args.first()) {
+        (AggFunc::Count, _) => {
+            let mut counts = vec![0i64; states.len()];
+            for &g in groups {
+                counts[g] += 1;
+            }
+            for (g, n) in counts.into_iter().enumerate() {
+                if let State::Count(total) = &mut states[g][k] {
+                    *total += n;
+                }
+            }
+            true
+        }
+        (
+            AggFunc::Min | AggFunc::Max,
+            Some(Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a)),
+        ) => {
+            let is_max = spec.func == AggFunc::Max;
+            let values = a.values();
+            let mut best = vec![usize::MAX; states.len()];
+            for (i, &g) in groups.iter().enumerate() {
+                if a.is_null(i) {
+                    continue;
+                }
+                let b = best[g];
+                if b == usize::MAX
+                    || if is_max {
+                        values[i] > values[b]
+                    } else {
+                        values[i] < values[b]
+                    }
+                {
+                    best[g] = i;
+                }
+            }
+            for (g, &i) in best.iter().enumerate() {
+                if i != usize::MAX {
+                    update(&mut states[g][k], spec, args, None, i);
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A key column's code for each row (dense, equal exactly when the group keys are)
 /// and the first row of each code.
 fn codes(c: &Column, len: usize) -> (Vec<u32>, Vec<usize>) {
@@ -408,9 +472,15 @@ pub fn aggregate(
                 key_rows.len() - 1
             })
         });
-        for (i, &g) in groups.iter().enumerate() {
-            for (k, spec) in aggs.iter().enumerate() {
-                update(&mut states[g][k], spec, &arg_cols[k], preds[k].as_ref(), i);
+        // Each aggregate takes the chunk's rows in order (states are independent).
+        for (k, spec) in aggs.iter().enumerate() {
+            let (args, pred) = (&arg_cols[k], preds[k].as_ref());
+            if states.len() <= chunk.len && fold_by_group(spec, args, pred, &groups, &mut states, k)
+            {
+                continue;
+            }
+            for (i, &g) in groups.iter().enumerate() {
+                update(&mut states[g][k], spec, args, pred, i);
             }
         }
     }
