@@ -438,7 +438,8 @@ fn summarize_min_max_match_a_direct_loop() {
     }
     let mut want: Vec<(String, (i64, i64, i64))> = want.into_iter().collect();
     want.sort();
-    let kql = "DeviceProcessEvents | extend v = ReportId * 1000 + tolong(Timestamp) / 10000000 % 1000 \
+    let kql =
+        "DeviceProcessEvents | extend v = ReportId * 1000 + tolong(Timestamp) / 10000000 % 1000 \
                | summarize c=count(), lo=min(v), hi=max(v) by ProcessVersionInfoCompanyName";
     for batch in [n, 1000, 7] {
         let r = Query::parse(kql)
@@ -458,6 +459,44 @@ fn summarize_min_max_match_a_direct_loop() {
             .collect();
         got.sort();
         assert_eq!(got, want, "batches of {batch}");
+    }
+}
+
+/// Function calls over one string column run once per distinct value on large chunks
+/// (`exec::eval`) and row by row on small ones: the same rows either way.
+#[test]
+fn per_value_evaluation_matches_the_row_loop() {
+    let n = 3000;
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    let queries = [
+        "extend x = strlen(ProcessVersionInfoCompanyName), y = toupper(ProcessVersionInfoCompanyName) \
+         | summarize c=count() by x, y",
+        "where tolower(ProcessVersionInfoCompanyName) == \"connectwise, inc.\" or isempty(ProcessVersionInfoCompanyName) \
+         | summarize c=count() by DeviceName",
+        "where ProcessVersionInfoCompanyName matches regex \"^[A-Z].*[a-z]$\" | summarize c=count() by DeviceName",
+        "extend e = extract(\"-(\\\\d)\", 1, DeviceName) | summarize c=count() by e",
+    ];
+    for kql in queries {
+        let kql = format!("DeviceProcessEvents | {kql}");
+        let run = |layout: &str, batch: usize| {
+            let r = Query::parse(&kql)
+                .unwrap()
+                .run(&catalog(layout, batch, n), now)
+                .unwrap();
+            let mut rows: Vec<String> = r
+                .rows_json()
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap())
+                .collect();
+            rows.sort();
+            rows
+        };
+        // Batches of 7 rows stay below the per-value threshold: the row loop.
+        let want = run("utf8", 7);
+        assert!(want.len() > 1, "{kql}: {want:?}");
+        for layout in ["utf8", "large", "dict"] {
+            assert_eq!(run(layout, n), want, "{kql} ({layout})");
+        }
     }
 }
 

@@ -16,6 +16,9 @@ use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::types::{KqlType, Value};
 
 pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
+    if let Some(c) = eval_per_value(e, chunk)? {
+        return Ok(c);
+    }
     let n = chunk.len;
     match &e.kind {
         BKind::Column(i) => Ok(chunk.columns[*i].clone()),
@@ -142,6 +145,85 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
 }
 
 /// A predicate as a boolean array (null where Kusto's result is null).
+/// An expression that reads one string column and calls a function (`tolower(Company)
+/// == "google llc"`, `strlen(FileName) > 20`) or matches without a compiled matcher (a
+/// regex) runs once per distinct value of that column (`kernels::distinct::row_ids`)
+/// and its results are spread back over the rows: hunting columns hold a few hundred
+/// values in millions of rows, and the row loop builds a `Value` per row and call
+/// (10M rows: `tolower(Company) == "google llc"` 1.8 s row by row). None when the
+/// expression does not qualify or the values are mostly distinct.
+fn eval_per_value(e: &BExpr, chunk: &Chunk) -> Result<Option<Column>> {
+    const MIN_ROWS: usize = 1024;
+    let worth = match &e.kind {
+        BKind::Str { .. } => super::scan::matcher_for(e).is_none() || calls(e),
+        BKind::Call(..) | BKind::Binary(..) | BKind::Neg(_) | BKind::Between { .. } => calls(e),
+        _ => false,
+    };
+    if chunk.len < MIN_ROWS || !worth {
+        return Ok(None);
+    }
+    let mut cols = Vec::new();
+    columns_of(e, &mut cols);
+    let [i] = cols[..] else {
+        return Ok(None);
+    };
+    let Column::String(a) = &chunk.columns[i] else {
+        return Ok(None);
+    };
+    let (codes, first) = crate::kernels::distinct::row_ids(a);
+    if first.len() * 4 > chunk.len {
+        return Ok(None);
+    }
+    let first: Vec<u32> = first.into_iter().map(|r| r as u32).collect();
+    let columns = chunk
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            if j == i {
+                c.take(&first)
+            } else {
+                Ok(Column::Pruned(c.kql_type(), first.len()))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let per_value = eval(e, &Chunk::new(columns, first.len()))?;
+    per_value.take(&codes).map(Some)
+}
+
+/// Whether the expression calls a function anywhere.
+fn calls(e: &BExpr) -> bool {
+    matches!(e.kind, BKind::Call(..)) || children(e).into_iter().any(calls)
+}
+
+/// The distinct columns the expression reads.
+fn columns_of(e: &BExpr, out: &mut Vec<usize>) {
+    if let BKind::Column(i) = e.kind {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    for c in children(e) {
+        columns_of(c, out);
+    }
+}
+
+fn children(e: &BExpr) -> Vec<&BExpr> {
+    match &e.kind {
+        BKind::Column(_) | BKind::Literal(_) => Vec::new(),
+        BKind::Neg(x) => vec![x],
+        BKind::Binary(_, l, r)
+        | BKind::Str {
+            left: l, right: r, ..
+        } => vec![l, r],
+        BKind::List { left, .. } => vec![left],
+        BKind::Between {
+            expr, low, high, ..
+        } => vec![expr, low, high],
+        BKind::Call(_, args) => args.iter().collect(),
+    }
+}
+
 pub fn eval_bool(e: &BExpr, chunk: &Chunk) -> Result<BooleanArray> {
     match eval(e, chunk)? {
         Column::Bool(b) => Ok(b),
