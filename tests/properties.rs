@@ -500,6 +500,45 @@ fn per_value_evaluation_matches_the_row_loop() {
     }
 }
 
+/// `dcount` of a string column folded per chunk (each group's distinct values once)
+/// against a direct loop, over batches that split groups and values across chunks.
+#[test]
+fn summarize_dcount_matches_a_direct_loop() {
+    let n = 3000;
+    let (_, co, dev, _) = rows(n);
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    let mut sets: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    for i in 0..n {
+        sets.entry(dev[i].clone().unwrap_or_default())
+            .or_default()
+            .insert(co[i].clone().unwrap_or_default());
+    }
+    let mut want: Vec<(String, i64)> = sets.into_iter().map(|(k, v)| (k, v.len() as i64)).collect();
+    want.sort();
+    let kql =
+        "DeviceProcessEvents | summarize d=dcount(ProcessVersionInfoCompanyName) by DeviceName";
+    for layout in ["utf8", "dict"] {
+        for batch in [n, 1000, 7] {
+            let r = Query::parse(kql)
+                .unwrap()
+                .run(&catalog(layout, batch, n), now)
+                .unwrap();
+            let mut got: Vec<(String, i64)> = r
+                .rows_json()
+                .into_iter()
+                .map(|row| {
+                    (
+                        row[0].as_str().unwrap().to_string(),
+                        row[1].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{layout}, batches of {batch}");
+        }
+    }
+}
+
 #[test]
 fn founding_query_finds_exactly_the_term_matches() {
     // Groups: the null device (DeviceId "") and wks-00..wks-06; counts checked by a

@@ -281,7 +281,6 @@ fn finish(state: State, spec: &AggSpec) -> Vec<Value> {
     }
 }
 
-/// Runs summarize over a stream of chunks; returns one chunk with keys then aggregates.
 /// Each row's group in one chunk. The key columns are coded column by column (a string
 /// column by its distinct values, `kernels::distinct::row_ids`; any other by the
 /// hashable image of its values), and `group_of` (the groups' index across chunks) is
@@ -348,7 +347,8 @@ fn row_groups(
 /// there are no more groups than rows: `count()` adds up its rows, `min`/`max` of a
 /// long, datetime or timespan column finds each group's first best row (the one the row
 /// by row rule would keep: strictly better replaces) and hands only that row to
-/// `update`. Returns false, having done nothing, for any other aggregate. (Row by row,
+/// `update`, `dcount` of a string column hands `update` each group's first row of each
+/// distinct value. Returns false, having done nothing, for any other aggregate. (Row by row,
 /// count and min by company and file name spent 0.2 s of 0.38 on 10M rows building and
 /// comparing `Value`s.)
 fn fold_by_group(
@@ -404,6 +404,37 @@ fn fold_by_group(
             }
             true
         }
+        (AggFunc::DCount, Some(Column::String(a))) => {
+            // Each (group, value) pair of the chunk once: a bit per pair when the pairs
+            // are few, else a set of them.
+            let (codes, first) = row_ids(a);
+            let values = first.len();
+            let pairs = states.len().saturating_mul(values);
+            let mut bits = vec![
+                0u64;
+                if pairs <= 1 << 26 {
+                    pairs.div_ceil(64)
+                } else {
+                    0
+                }
+            ];
+            let mut set: HashSet<(usize, u32)> = HashSet::new();
+            for (i, (&g, &c)) in groups.iter().zip(&codes).enumerate() {
+                let new = if bits.is_empty() {
+                    set.insert((g, c))
+                } else {
+                    let bit = g * values + c as usize;
+                    let word = &mut bits[bit / 64];
+                    let new = *word & (1 << (bit % 64)) == 0;
+                    *word |= 1 << (bit % 64);
+                    new
+                };
+                if new {
+                    update(&mut states[g][k], spec, args, None, i);
+                }
+            }
+            true
+        }
         _ => false,
     }
 }
@@ -427,6 +458,7 @@ fn codes(c: &Column, len: usize) -> (Vec<u32>, Vec<usize>) {
     (codes, first)
 }
 
+/// Runs summarize over a stream of chunks; returns one chunk with keys then aggregates.
 pub fn aggregate(
     input: impl Iterator<Item = Result<Chunk>>,
     keys: &[BExpr],
