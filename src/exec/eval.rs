@@ -170,10 +170,9 @@ fn eval_per_value(e: &BExpr, chunk: &Chunk) -> Result<Option<Column>> {
     let Column::String(a) = &chunk.columns[i] else {
         return Ok(None);
     };
-    let (codes, first) = crate::kernels::distinct::row_ids(a);
-    if first.len() * 4 > chunk.len {
+    let Some((codes, first)) = crate::kernels::distinct::row_ids_upto(a, chunk.len / 4) else {
         return Ok(None);
-    }
+    };
     let first: Vec<u32> = first.into_iter().map(|r| r as u32).collect();
     let columns = chunk
         .columns

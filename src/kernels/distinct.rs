@@ -39,36 +39,48 @@ pub fn per_value_of<O: OffsetSizeTrait, T>(
 /// each id: the group codes of a string key in `summarize`. A null row reads as `""`
 /// (Kusto strings are never null), whatever bytes its offsets span.
 pub fn row_ids<O: OffsetSizeTrait>(a: &GenericStringArray<O>) -> (Vec<u32>, Vec<usize>) {
+    row_ids_upto(a, usize::MAX).expect("no limit")
+}
+
+/// `row_ids`, or None as soon as there are more than `limit` distinct values (a caller
+/// that only gains when values repeat stops paying for the rest of the array).
+pub fn row_ids_upto<O: OffsetSizeTrait>(
+    a: &GenericStringArray<O>,
+    limit: usize,
+) -> Option<(Vec<u32>, Vec<usize>)> {
     match word_count(a) {
-        4 => row_ids_in::<O, 4>(a),
-        6 => row_ids_in::<O, 6>(a),
-        _ => row_ids_in::<O, 8>(a),
+        4 => row_ids_in::<O, 4>(a, limit),
+        6 => row_ids_in::<O, 6>(a, limit),
+        _ => row_ids_in::<O, 8>(a, limit),
     }
 }
 
 fn row_ids_in<O: OffsetSizeTrait, const W: usize>(
     a: &GenericStringArray<O>,
-) -> (Vec<u32>, Vec<usize>) {
+    limit: usize,
+) -> Option<(Vec<u32>, Vec<usize>)> {
     let offsets = a.value_offsets();
     let nulls = a.logical_nulls();
     let mut ids = ValueIds::<W>::new(a.value_data());
     let mut first = Vec::new();
-    let codes = (0..a.len())
-        .map(|r| {
-            let start = offsets[r].as_usize();
-            let end = if nulls.as_ref().is_some_and(|m| m.is_null(r)) {
-                start
-            } else {
-                offsets[r + 1].as_usize()
-            };
-            let id = ids.id(start, end);
-            if id == first.len() {
-                first.push(r);
+    let mut codes = Vec::with_capacity(a.len());
+    for r in 0..a.len() {
+        let start = offsets[r].as_usize();
+        let end = if nulls.as_ref().is_some_and(|m| m.is_null(r)) {
+            start
+        } else {
+            offsets[r + 1].as_usize()
+        };
+        let id = ids.id(start, end);
+        if id == first.len() {
+            if id == limit {
+                return None;
             }
-            id as u32
-        })
-        .collect();
-    (codes, first)
+            first.push(r);
+        }
+        codes.push(id as u32);
+    }
+    Some((codes, first))
 }
 
 /// The fixed words `ValueIds` reads a value as, by the array's mean value length: 4
@@ -422,6 +434,8 @@ mod tests {
             Some(NullBuffer::from(vec![true, true, false, true, true])),
         );
         assert_eq!(row_ids(&a), (vec![0, 1, 2, 2, 1], vec![0, 1, 2]));
+        assert_eq!(row_ids_upto(&a, 3), Some(row_ids(&a)));
+        assert_eq!(row_ids_upto(&a, 2), None);
     }
 
     /// Values that differ only in the high bytes of their last word (numbered names of
