@@ -500,38 +500,44 @@ fn per_value_evaluation_matches_the_row_loop() {
     }
 }
 
-/// `dcount` of a string column folded per chunk (each group's distinct values once)
-/// against a direct loop, over batches that split groups and values across chunks.
+/// `dcount` and `make_set` of a string column folded per chunk (each group's distinct
+/// values once, in row order) against a direct loop, over batches that split groups and
+/// values across chunks: the same counts, and each set in first-seen order, also when
+/// `make_set`'s size cap cuts it.
 #[test]
-fn summarize_dcount_matches_a_direct_loop() {
+fn summarize_dcount_and_make_set_match_a_direct_loop() {
     let n = 3000;
     let (_, co, dev, _) = rows(n);
     let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
-    let mut sets: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    let mut sets: HashMap<String, Vec<String>> = HashMap::new();
     for i in 0..n {
-        sets.entry(dev[i].clone().unwrap_or_default())
-            .or_default()
-            .insert(co[i].clone().unwrap_or_default());
+        let set = sets.entry(dev[i].clone().unwrap_or_default()).or_default();
+        let c = co[i].clone().unwrap_or_default();
+        if !set.contains(&c) {
+            set.push(c);
+        }
     }
-    let mut want: Vec<(String, i64)> = sets.into_iter().map(|(k, v)| (k, v.len() as i64)).collect();
+    let mut want: Vec<String> = sets
+        .into_iter()
+        .map(|(k, v)| {
+            let capped: Vec<&String> = v.iter().take(4).collect();
+            serde_json::to_string(&serde_json::json!([k, v.len(), v, capped])).unwrap()
+        })
+        .collect();
     want.sort();
-    let kql =
-        "DeviceProcessEvents | summarize d=dcount(ProcessVersionInfoCompanyName) by DeviceName";
+    let kql = "DeviceProcessEvents | summarize d=dcount(ProcessVersionInfoCompanyName), \
+               s=make_set(ProcessVersionInfoCompanyName), \
+               c=make_set(ProcessVersionInfoCompanyName, 4) by DeviceName";
     for layout in ["utf8", "dict"] {
         for batch in [n, 1000, 7] {
             let r = Query::parse(kql)
                 .unwrap()
                 .run(&catalog(layout, batch, n), now)
                 .unwrap();
-            let mut got: Vec<(String, i64)> = r
+            let mut got: Vec<String> = r
                 .rows_json()
-                .into_iter()
-                .map(|row| {
-                    (
-                        row[0].as_str().unwrap().to_string(),
-                        row[1].as_i64().unwrap(),
-                    )
-                })
+                .iter()
+                .map(|row| serde_json::to_string(row).unwrap())
                 .collect();
             got.sort();
             assert_eq!(got, want, "{layout}, batches of {batch}");

@@ -347,8 +347,9 @@ fn row_groups(
 /// there are no more groups than rows: `count()` adds up its rows, `min`/`max` of a
 /// long, datetime or timespan column finds each group's first best row (the one the row
 /// by row rule would keep: strictly better replaces) and hands only that row to
-/// `update`, `dcount` of a string column hands `update` each group's first row of each
-/// distinct value. Returns false, having done nothing, for any other aggregate. (Row by row,
+/// `update`, `dcount` and `make_set` of a string column hand `update` each group's
+/// first row of each distinct value, in row order (so a set keeps its first-seen order
+/// and its size cap cuts at the same value). Returns false, having done nothing, for any other aggregate. (Row by row,
 /// count and min by company and file name spent 0.2 s of 0.38 on 10M rows building and
 /// comparing `Value`s.)
 fn fold_by_group(
@@ -404,7 +405,7 @@ fn fold_by_group(
             }
             true
         }
-        (AggFunc::DCount, Some(Column::String(a))) => {
+        (AggFunc::DCount | AggFunc::MakeSet { .. }, Some(Column::String(a))) => {
             // Each (group, value) pair of the chunk once: a bit per pair when the pairs
             // are few, else a set of them.
             let (codes, first) = row_ids(a);
