@@ -243,6 +243,16 @@ fn catalog(layout: &str, batch: usize, n: usize) -> Catalog {
     catalog
 }
 
+/// The rows of `kql` over `catalog(layout, batch, n)` at the tests' fixed `now`, as JSON.
+fn query_json(kql: &str, layout: &str, batch: usize, n: usize) -> Vec<Vec<serde_json::Value>> {
+    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+    Query::parse(kql)
+        .unwrap()
+        .run(&catalog(layout, batch, n), now)
+        .unwrap()
+        .rows_json()
+}
+
 fn run(layout: &str, batch: usize, n: usize) -> Vec<String> {
     let catalog = catalog(layout, batch, n);
     let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
@@ -317,7 +327,6 @@ fn later_conjuncts_on_the_rows_left() {
             },
         ),
     ];
-    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
     for (filter, test) in cases {
         let mut want: Vec<(String, i64)> = Vec::new();
         for i in 0..n {
@@ -335,12 +344,7 @@ fn later_conjuncts_on_the_rows_left() {
             format!("DeviceProcessEvents | where {filter} | summarize Count=count() by DeviceName");
         for layout in ["utf8", "large", "view", "dict"] {
             for batch in [n, 2048] {
-                let r = Query::parse(&kql)
-                    .unwrap()
-                    .run(&catalog(layout, batch, n), now)
-                    .unwrap();
-                let mut got: Vec<(String, i64)> = r
-                    .rows_json()
+                let mut got: Vec<(String, i64)> = query_json(&kql, layout, batch, n)
                     .into_iter()
                     .map(|row| {
                         (
@@ -364,7 +368,6 @@ fn later_conjuncts_on_the_rows_left() {
 fn summarize_groups_match_a_direct_count() {
     let n = 3000;
     let (_, co, dev, rid) = rows(n);
-    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
     let key = |s: &Option<String>| s.clone().unwrap_or_default();
     let cases: [(&str, Vec<String>); 3] = [
         (
@@ -394,12 +397,7 @@ fn summarize_groups_match_a_direct_count() {
         let kql = format!("DeviceProcessEvents | {summarize}");
         for layout in ["utf8", "large", "view", "dict"] {
             for batch in [n, 1000, 7] {
-                let r = Query::parse(&kql)
-                    .unwrap()
-                    .run(&catalog(layout, batch, n), now)
-                    .unwrap();
-                let mut got: Vec<(String, i64)> = r
-                    .rows_json()
+                let mut got: Vec<(String, i64)> = query_json(&kql, layout, batch, n)
                     .into_iter()
                     .map(|row| {
                         let parts: Vec<String> = row[..row.len() - 1]
@@ -424,7 +422,6 @@ fn summarize_groups_match_a_direct_count() {
 fn summarize_min_max_match_a_direct_loop() {
     let n = 3000;
     let (ts, co, _, rid) = rows(n);
-    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
     let mut want: HashMap<String, (i64, i64, i64)> = HashMap::new();
     for i in 0..n {
         // A long that varies by row, so that each group's extremes sit in different
@@ -442,12 +439,7 @@ fn summarize_min_max_match_a_direct_loop() {
         "DeviceProcessEvents | extend v = ReportId * 1000 + tolong(Timestamp) / 10000000 % 1000 \
                | summarize c=count(), lo=min(v), hi=max(v) by ProcessVersionInfoCompanyName";
     for batch in [n, 1000, 7] {
-        let r = Query::parse(kql)
-            .unwrap()
-            .run(&catalog("utf8", batch, n), now)
-            .unwrap();
-        let mut got: Vec<(String, (i64, i64, i64))> = r
-            .rows_json()
+        let mut got: Vec<(String, (i64, i64, i64))> = query_json(kql, "utf8", batch, n)
             .into_iter()
             .map(|row| {
                 let int = |k: usize| row[k].as_i64().unwrap();
@@ -467,7 +459,6 @@ fn summarize_min_max_match_a_direct_loop() {
 #[test]
 fn per_value_evaluation_matches_the_row_loop() {
     let n = 3000;
-    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
     let queries = [
         "extend x = strlen(ProcessVersionInfoCompanyName), y = toupper(ProcessVersionInfoCompanyName) \
          | summarize c=count() by x, y",
@@ -479,12 +470,7 @@ fn per_value_evaluation_matches_the_row_loop() {
     for kql in queries {
         let kql = format!("DeviceProcessEvents | {kql}");
         let run = |layout: &str, batch: usize| {
-            let r = Query::parse(&kql)
-                .unwrap()
-                .run(&catalog(layout, batch, n), now)
-                .unwrap();
-            let mut rows: Vec<String> = r
-                .rows_json()
+            let mut rows: Vec<String> = query_json(&kql, layout, batch, n)
                 .iter()
                 .map(|r| serde_json::to_string(r).unwrap())
                 .collect();
@@ -508,7 +494,6 @@ fn per_value_evaluation_matches_the_row_loop() {
 fn summarize_dcount_and_make_set_match_a_direct_loop() {
     let n = 3000;
     let (_, co, dev, _) = rows(n);
-    let now = rmmhunt::kernels::time::parse_datetime("2024-06-01T00:00:00Z").unwrap();
     let mut sets: HashMap<String, Vec<String>> = HashMap::new();
     for i in 0..n {
         let set = sets.entry(dev[i].clone().unwrap_or_default()).or_default();
@@ -530,12 +515,7 @@ fn summarize_dcount_and_make_set_match_a_direct_loop() {
                c=make_set(ProcessVersionInfoCompanyName, 4) by DeviceName";
     for layout in ["utf8", "dict"] {
         for batch in [n, 1000, 7] {
-            let r = Query::parse(kql)
-                .unwrap()
-                .run(&catalog(layout, batch, n), now)
-                .unwrap();
-            let mut got: Vec<String> = r
-                .rows_json()
+            let mut got: Vec<String> = query_json(kql, layout, batch, n)
                 .iter()
                 .map(|row| serde_json::to_string(row).unwrap())
                 .collect();

@@ -7,9 +7,6 @@ once per case and thread count). Nothing here asserts timings.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,31 +14,16 @@ import pytest
 pytest.importorskip("duckdb")
 pytest.importorskip("polars")
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmark_script import run_benchmark  # noqa: E402  (after the skips)
 
 
 def test_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--smoke",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    code, stdout, log = run_benchmark(
+        "run.py", "--smoke", "--data-dir", str(tmp_path / "data"), "--out", str(out)
     )
-    log = proc.stdout[-6000:] + proc.stderr[-6000:]
-    assert proc.returncode == 0, log
-    assert "result checks:" in proc.stdout, log
+    assert code == 0, log
+    assert "result checks:" in stdout, log
 
     res = json.loads(out.read_text())
     assert res["ok"] and not res["failures"], res["failures"]
