@@ -144,7 +144,6 @@ pub fn eval(e: &BExpr, chunk: &Chunk) -> Result<Column> {
     }
 }
 
-/// A predicate as a boolean array (null where Kusto's result is null).
 /// An expression that reads one string column and calls a function (`tolower(Company)
 /// == "google llc"`, `strlen(FileName) > 20`) or matches without a compiled matcher (a
 /// regex) runs once per distinct value of that column (`kernels::distinct::row_ids`)
@@ -163,7 +162,9 @@ fn eval_per_value(e: &BExpr, chunk: &Chunk) -> Result<Option<Column>> {
         return Ok(None);
     }
     let mut cols = Vec::new();
-    columns_of(e, &mut cols);
+    e.columns(&mut cols);
+    cols.sort_unstable();
+    cols.dedup();
     let [i] = cols[..] else {
         return Ok(None);
     };
@@ -192,37 +193,10 @@ fn eval_per_value(e: &BExpr, chunk: &Chunk) -> Result<Option<Column>> {
 
 /// Whether the expression calls a function anywhere.
 fn calls(e: &BExpr) -> bool {
-    matches!(e.kind, BKind::Call(..)) || children(e).into_iter().any(calls)
+    matches!(e.kind, BKind::Call(..)) || e.children().into_iter().any(calls)
 }
 
-/// The distinct columns the expression reads.
-fn columns_of(e: &BExpr, out: &mut Vec<usize>) {
-    if let BKind::Column(i) = e.kind {
-        if !out.contains(&i) {
-            out.push(i);
-        }
-    }
-    for c in children(e) {
-        columns_of(c, out);
-    }
-}
-
-fn children(e: &BExpr) -> Vec<&BExpr> {
-    match &e.kind {
-        BKind::Column(_) | BKind::Literal(_) => Vec::new(),
-        BKind::Neg(x) => vec![x],
-        BKind::Binary(_, l, r)
-        | BKind::Str {
-            left: l, right: r, ..
-        } => vec![l, r],
-        BKind::List { left, .. } => vec![left],
-        BKind::Between {
-            expr, low, high, ..
-        } => vec![expr, low, high],
-        BKind::Call(_, args) => args.iter().collect(),
-    }
-}
-
+/// A predicate as a boolean array (null where Kusto's result is null).
 pub fn eval_bool(e: &BExpr, chunk: &Chunk) -> Result<BooleanArray> {
     match eval(e, chunk)? {
         Column::Bool(b) => Ok(b),

@@ -68,26 +68,28 @@ impl BExpr {
     }
     /// Every input column this expression reads.
     pub fn columns(&self, out: &mut Vec<usize>) {
+        if let BKind::Column(i) = self.kind {
+            out.push(i);
+        }
+        for c in self.children() {
+            c.columns(out);
+        }
+    }
+
+    /// The expressions this one is made of.
+    pub fn children(&self) -> Vec<&BExpr> {
         match &self.kind {
-            BKind::Column(i) => out.push(*i),
-            BKind::Literal(_) => {}
-            BKind::Neg(e) => e.columns(out),
+            BKind::Column(_) | BKind::Literal(_) => Vec::new(),
+            BKind::Neg(e) => vec![e],
             BKind::Binary(_, l, r)
             | BKind::Str {
                 left: l, right: r, ..
-            } => {
-                l.columns(out);
-                r.columns(out);
-            }
-            BKind::List { left, .. } => left.columns(out),
+            } => vec![l, r],
+            BKind::List { left, .. } => vec![left],
             BKind::Between {
                 expr, low, high, ..
-            } => {
-                expr.columns(out);
-                low.columns(out);
-                high.columns(out);
-            }
-            BKind::Call(_, args) => args.iter().for_each(|a| a.columns(out)),
+            } => vec![expr, low, high],
+            BKind::Call(_, args) => args.iter().collect(),
         }
     }
 }
