@@ -175,7 +175,7 @@ fn prefetch(data: &[u8], at: usize) {
 /// cache). Longer values hash and compare all their bytes. (A `HashMap<&[u8], _>` spent
 /// as long in its `memcmp` calls as in the rest of a row: 10M rows of 180 values, 66 ms
 /// that way, 38 ms this way.)
-pub struct ValueIds<'a, const W: usize> {
+struct ValueIds<'a, const W: usize> {
     data: &'a [u8],
     /// Empty (0), or a hash's high 32 bits above an id + 1; a hash's low bits index the
     /// table (a power of two long).
@@ -207,7 +207,7 @@ impl<'a, const W: usize> ValueIds<'a, W> {
     /// The longest value read as fixed words.
     const WIDE: usize = 8 * W;
 
-    pub fn new(data: &'a [u8]) -> Self {
+    fn new(data: &'a [u8]) -> Self {
         const SLOTS: usize = 4096;
         const { assert!(W >= 2 && W <= 8 && W % 2 == 0) };
         ValueIds {
@@ -217,19 +217,10 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         }
     }
 
-    /// The number of distinct values seen.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The id of `data[start..end]`: the next unused one (`len()` before the call) when
-    /// the value is new.
+    /// The id of `data[start..end]`: the next unused one (the number of values seen
+    /// before the call) when the value is new.
     #[inline(always)]
-    pub fn id(&mut self, start: usize, end: usize) -> usize {
+    fn id(&mut self, start: usize, end: usize) -> usize {
         let len = end - start;
         if len > Self::WIDE || start + Self::WIDE > self.data.len() {
             return self.id_slow(start, end);
@@ -493,7 +484,7 @@ mod tests {
         let mut ids = ValueIds::<W>::new(data.as_bytes());
         let got: Vec<usize> = ranges.iter().map(|&(s, e)| ids.id(s, e)).collect();
         let n = vals.len();
-        assert_eq!(ids.len(), n);
+        assert_eq!(ids.keys.len(), n);
         let want: Vec<usize> = (0..n).chain((0..n).rev()).collect();
         assert_eq!(got, want);
     }
