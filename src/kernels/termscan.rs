@@ -63,6 +63,14 @@ impl KeyRows {
         KeyRows(lists)
     }
 
+    /// How many (row, key) hits `keys` have: at least the rows `rows` returns, and at
+    /// most as many as their number of keys times that.
+    pub fn count(&self, keys: &[u32]) -> usize {
+        keys.iter()
+            .map(|k| self.0.get(*k as usize).map_or(0, Vec::len))
+            .sum()
+    }
+
     /// Rows (sorted, unique) holding any of `keys`, or all of them.
     pub fn rows(&self, keys: &[u32], all: bool) -> Vec<u32> {
         let list = |k: &u32| self.0.get(*k as usize).map_or(&[][..], |l| &l[..]);
