@@ -634,3 +634,53 @@ fn term_scanner_many_needles_many_values() {
         assert_eq!(got, want, "cs={cs}");
     }
 }
+
+/// `isempty` and `isnotempty` of a string column run on the raw input (row lengths; a
+/// null string is empty), over every row and over the rows another conjunct left,
+/// against a direct loop, for each layout and batch size.
+#[test]
+fn isempty_on_raw_strings_matches_a_direct_loop() {
+    let n = 3000;
+    let (_, co, dev, _) = rows(n);
+    let empty = |i: usize| co[i].as_deref().is_none_or(str::is_empty);
+    let dev_of = |i: usize| dev[i].clone().unwrap_or_default();
+    // (predicate, only devices ending in 3, empty wanted)
+    let cases = [
+        ("isempty(ProcessVersionInfoCompanyName)", false, true),
+        ("isnotempty(ProcessVersionInfoCompanyName)", false, false),
+        (
+            "DeviceName endswith \"3\" and isempty(ProcessVersionInfoCompanyName)",
+            true,
+            true,
+        ),
+        (
+            "DeviceName endswith \"3\" and isnotempty(ProcessVersionInfoCompanyName)",
+            true,
+            false,
+        ),
+    ];
+    for (pred, dev3, want_empty) in cases {
+        let keep = |i: usize| (!dev3 || dev_of(i).ends_with('3')) && empty(i) == want_empty;
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for i in (0..n).filter(|&i| keep(i)) {
+            *counts.entry(dev_of(i)).or_default() += 1;
+        }
+        let mut want: Vec<String> = counts
+            .into_iter()
+            .map(|(d, c)| serde_json::to_string(&serde_json::json!([d, c])).unwrap())
+            .collect();
+        want.sort();
+        assert!(!want.is_empty(), "{pred}");
+        let kql = format!("DeviceProcessEvents | where {pred} | summarize c=count() by DeviceName");
+        for layout in ["utf8", "large", "dict"] {
+            for batch in [7, n] {
+                let mut got: Vec<String> = query_json(&kql, layout, batch, n)
+                    .iter()
+                    .map(|r| serde_json::to_string(r).unwrap())
+                    .collect();
+                got.sort();
+                assert_eq!(got, want, "{pred} ({layout}, batches of {batch})");
+            }
+        }
+    }
+}

@@ -287,6 +287,8 @@ impl Matcher {
                     let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
                     if by_length && e - s != needle.len() {
                         m.negated
+                    } else if by_length && needle.is_empty() {
+                        !m.negated
                     } else {
                         test(&data[s..e]) != m.negated
                     }
@@ -489,8 +491,18 @@ fn affix_rows<O: OffsetSizeTrait>(
     };
     let probe = needle.get(at).map_or(0, |b| b | fold);
     let mut out = Vec::new();
-    for r in 0..offsets.len().saturating_sub(1) {
-        let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
+    if n == 0 && kind == Affix::Whole {
+        // `== ""`, `isempty`: the lengths decide.
+        for (r, w) in offsets.windows(2).enumerate() {
+            if (w[0] == w[1]) != negated {
+                out.push(r as u32);
+            }
+        }
+        return out;
+    }
+    let mut s = offsets.first().map_or(0, |o| o.as_usize());
+    for (r, o) in offsets.iter().skip(1).enumerate() {
+        let e = o.as_usize();
         let len = e - s;
         let fits = match kind {
             Affix::Whole => len == n,
@@ -503,6 +515,7 @@ fn affix_rows<O: OffsetSizeTrait>(
         if (maybe && row_matches(r)) != negated {
             out.push(r as u32);
         }
+        s = e;
     }
     out
 }
@@ -595,6 +608,9 @@ mod tests {
             Matcher::new(Kind::EndsWith("isé".into()), false, false),
             Matcher::new(Kind::Equals("connectwise, inc.".into()), true, false),
             Matcher::new(Kind::Equals("".into()), false, true),
+            // `isempty` / `isnotempty` (lengths alone decide).
+            Matcher::new(Kind::Equals("".into()), true, false),
+            Matcher::new(Kind::Equals("".into()), true, true),
             Matcher::new(Kind::Equals("X SCREENCONNECT".into()), false, false),
             Matcher::new(Kind::Equals("y screenconnect".into()), false, false),
             Matcher::new(Kind::StartsWith("".into()), true, false),
