@@ -48,14 +48,37 @@ pub fn row_ids_upto<O: OffsetSizeTrait>(
     a: &GenericStringArray<O>,
     limit: usize,
 ) -> Option<(Vec<u32>, Vec<usize>)> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is available (checked above).
+        return unsafe {
+            match word_count(a) {
+                4 => row_ids_avx2::<O, 4>(a, limit),
+                6 => row_ids_avx2::<O, 6>(a, limit),
+                _ => row_ids_avx2::<O, 8>(a, limit),
+            }
+        };
+    }
     match word_count(a) {
-        4 => row_ids_in::<O, 4>(a, limit),
-        6 => row_ids_in::<O, 6>(a, limit),
-        _ => row_ids_in::<O, 8>(a, limit),
+        4 => row_ids_in::<O, 4, false>(a, limit),
+        6 => row_ids_in::<O, 6, false>(a, limit),
+        _ => row_ids_in::<O, 8, false>(a, limit),
     }
 }
 
-fn row_ids_in<O: OffsetSizeTrait, const W: usize>(
+/// `row_ids_in` compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_ids_avx2<O: OffsetSizeTrait, const W: usize>(
+    a: &GenericStringArray<O>,
+    limit: usize,
+) -> Option<(Vec<u32>, Vec<usize>)> {
+    row_ids_in::<O, W, true>(a, limit)
+}
+
+/// `SIMD`: compiled inside `row_ids_avx2` (only called where AVX2 is available).
+#[inline(always)]
+fn row_ids_in<O: OffsetSizeTrait, const W: usize, const SIMD: bool>(
     a: &GenericStringArray<O>,
     limit: usize,
 ) -> Option<(Vec<u32>, Vec<usize>)> {
@@ -71,7 +94,7 @@ fn row_ids_in<O: OffsetSizeTrait, const W: usize>(
         } else {
             offsets[r + 1].as_usize()
         };
-        let id = ids.id(start, end);
+        let id = ids.id_with::<SIMD>(start, end);
         if id == first.len() {
             if id == limit {
                 return None;
@@ -108,14 +131,41 @@ fn memo_rows<O: OffsetSizeTrait, T>(
     compute: impl FnMut(&str) -> T,
     emit: impl FnMut(usize, &T),
 ) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is available (checked above).
+        return unsafe {
+            match word_count(a) {
+                4 => memo_rows_avx2::<O, T, 4>(a, count, row, ahead, compute, emit),
+                6 => memo_rows_avx2::<O, T, 6>(a, count, row, ahead, compute, emit),
+                _ => memo_rows_avx2::<O, T, 8>(a, count, row, ahead, compute, emit),
+            }
+        };
+    }
     match word_count(a) {
-        4 => memo_rows_in::<O, T, 4>(a, count, row, ahead, compute, emit),
-        6 => memo_rows_in::<O, T, 6>(a, count, row, ahead, compute, emit),
-        _ => memo_rows_in::<O, T, 8>(a, count, row, ahead, compute, emit),
+        4 => memo_rows_in::<O, T, 4, false>(a, count, row, ahead, compute, emit),
+        6 => memo_rows_in::<O, T, 6, false>(a, count, row, ahead, compute, emit),
+        _ => memo_rows_in::<O, T, 8, false>(a, count, row, ahead, compute, emit),
     }
 }
 
-fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize>(
+/// The memo loop compiled for AVX2, reading each value as two vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn memo_rows_avx2<O: OffsetSizeTrait, T, const W: usize>(
+    a: &GenericStringArray<O>,
+    count: usize,
+    row: impl Fn(usize) -> usize,
+    ahead: bool,
+    compute: impl FnMut(&str) -> T,
+    emit: impl FnMut(usize, &T),
+) -> usize {
+    memo_rows_in::<O, T, W, true>(a, count, row, ahead, compute, emit)
+}
+
+/// `SIMD`: compiled inside `memo_rows_avx2` (only called where AVX2 is available).
+#[inline(always)]
+fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     a: &GenericStringArray<O>,
     count: usize,
     row: impl Fn(usize) -> usize,
@@ -138,7 +188,7 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize>(
         if nulls.as_ref().is_some_and(|m| m.is_null(r)) {
             continue;
         }
-        let id = ids.id(offsets[r].as_usize(), offsets[r + 1].as_usize());
+        let id = ids.id_with::<SIMD>(offsets[r].as_usize(), offsets[r + 1].as_usize());
         if id == values.len() {
             values.push(compute(a.value(r)));
             emit(r, &values[id]);
@@ -229,6 +279,57 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         let h = hash_words(&words, len);
         self.find(h, |k| k.len == len && same_words(&k.words, &words))
             .unwrap_or_else(|| self.insert(h, words, start, len))
+    }
+
+    /// `id`, or `id_avx2` when `SIMD` (only inside code compiled for AVX2).
+    #[inline(always)]
+    fn id_with<const SIMD: bool>(&mut self, start: usize, end: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            // SAFETY: `SIMD` is only set in `memo_rows_avx2`, called after the check.
+            return unsafe { self.id_avx2(start, end) };
+        }
+        self.id(start, end)
+    }
+
+    /// `id` with the value's fixed words in two vectors: one load and one mask per 32
+    /// bytes, a compare of all of them at once. The same hash and keys as `id` (so the
+    /// table's layout does not depend on the path).
+    ///
+    /// # Safety
+    /// Only in code compiled for AVX2 (inlined into `memo_rows_avx2`: a function of its
+    /// own, called per row, cost the vectors their gain).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn id_avx2(&mut self, start: usize, end: usize) -> usize {
+        let len = end - start;
+        if len > Self::WIDE || start + Self::WIDE > self.data.len() {
+            return self.id_slow(start, end);
+        }
+        // SAFETY: `start + 8 * W` bytes are inside `data` (checked above).
+        let (v0, v1) = unsafe { simd::masked::<W>(self.data.as_ptr().add(start), len) };
+        // SAFETY: AVX2 is available (the caller's contract).
+        let h = unsafe { simd::hash::<W>(v0, v1, len) };
+        let mask = self.slots.len() - 1;
+        let tag = (h >> 32) as u32;
+        let mut i = h as usize;
+        loop {
+            let slot = self.slots[i & mask];
+            if slot == 0 {
+                break;
+            }
+            if (slot >> 32) as u32 == tag {
+                let id = (slot as u32 - 1) as usize;
+                let k = &self.keys[id];
+                // SAFETY: as above.
+                if k.len == len && unsafe { simd::same::<W>(&k.words, v0, v1) } {
+                    return id;
+                }
+            }
+            i += 1;
+        }
+        // SAFETY: as above.
+        self.insert(h, unsafe { simd::words::<W>(v0, v1) }, start, len)
     }
 
     /// Values longer than `8 * W` bytes, and values at the buffer's end (whose fixed
@@ -327,6 +428,106 @@ fn masked_words<const W: usize>(bytes: &[u8], len: usize) -> [u64; W] {
 #[inline(always)]
 fn same_words<const W: usize>(a: &[u64; W], b: &[u64; W]) -> bool {
     (0..W).fold(0, |d, w| d | (a[w] ^ b[w])) == 0
+}
+
+/// `ValueIds`'s words, hash and compare on AVX2 vectors: words 0-3 in one, 4-7 (4-5
+/// for six words) in the other.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{fold, MASK_BYTES, SEEDS};
+    use std::arch::x86_64::*;
+
+    /// The value at `p` (with `8 * W` readable bytes) masked to `len` bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn masked<const W: usize>(p: *const u8, len: usize) -> (__m256i, __m256i) {
+        let m = MASK_BYTES.as_ptr();
+        // SAFETY: the caller guarantees `8 * W` bytes at `p`; `len <= 8 * W` keeps the
+        // mask reads inside MASK_BYTES (128 bytes).
+        unsafe {
+            let v0 = _mm256_and_si256(
+                _mm256_loadu_si256(p as *const __m256i),
+                _mm256_loadu_si256(m.add(64 - len) as *const __m256i),
+            );
+            let v1 = match W {
+                4 => _mm256_setzero_si256(),
+                6 => _mm256_zextsi128_si256(_mm_and_si128(
+                    _mm_loadu_si128(p.add(32) as *const __m128i),
+                    _mm_loadu_si128(m.add(96 - len) as *const __m128i),
+                )),
+                _ => _mm256_and_si256(
+                    _mm256_loadu_si256(p.add(32) as *const __m256i),
+                    _mm256_loadu_si256(m.add(96 - len) as *const __m256i),
+                ),
+            };
+            (v0, v1)
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn rotate<const L: i32, const R: i32>(x: __m128i) -> __m128i {
+        _mm_or_si128(_mm_slli_epi64::<L>(x), _mm_srli_epi64::<R>(x))
+    }
+
+    /// `hash_words` of the same words: word pair k rotated by `29 * k % 64`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn hash<const W: usize>(v0: __m256i, v1: __m256i, len: usize) -> u64 {
+        let mut x = _mm_xor_si128(
+            _mm256_castsi256_si128(v0),
+            rotate::<29, 35>(_mm256_extracti128_si256::<1>(v0)),
+        );
+        if W >= 6 {
+            x = _mm_xor_si128(x, rotate::<58, 6>(_mm256_castsi256_si128(v1)));
+        }
+        if W == 8 {
+            x = _mm_xor_si128(x, rotate::<23, 41>(_mm256_extracti128_si256::<1>(v1)));
+        }
+        let a = _mm_cvtsi128_si64(x) as u64;
+        let b = _mm_extract_epi64::<1>(x) as u64;
+        fold(SEEDS[0] ^ a, SEEDS[1] ^ len as u64 ^ b)
+    }
+
+    /// Whether `words` are the value's words.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn same<const W: usize>(words: &[u64; W], v0: __m256i, v1: __m256i) -> bool {
+        let p = words.as_ptr();
+        // SAFETY: `words` holds `8 * W` bytes (W is 4, 6 or 8), read straight from the key
+        // (through a copy, a 32-byte load of four 8-byte stores would stall).
+        let d = unsafe {
+            let d0 = _mm256_xor_si256(_mm256_loadu_si256(p as *const __m256i), v0);
+            match W {
+                4 => d0,
+                6 => _mm256_or_si256(
+                    d0,
+                    _mm256_xor_si256(
+                        _mm256_zextsi128_si256(_mm_loadu_si128(p.add(4) as *const __m128i)),
+                        v1,
+                    ),
+                ),
+                _ => _mm256_or_si256(
+                    d0,
+                    _mm256_xor_si256(_mm256_loadu_si256(p.add(4) as *const __m256i), v1),
+                ),
+            }
+        };
+        _mm256_testz_si256(d, d) == 1
+    }
+
+    /// The words of the two vectors.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn words<const W: usize>(v0: __m256i, v1: __m256i) -> [u64; W] {
+        let mut all = [0u64; 8];
+        // SAFETY: `all` holds 64 bytes.
+        unsafe {
+            _mm256_storeu_si256(all.as_mut_ptr() as *mut __m256i, v0);
+            _mm256_storeu_si256(all.as_mut_ptr().add(4) as *mut __m256i, v1);
+        }
+        std::array::from_fn(|w| all[w])
+    }
 }
 
 /// The wide product of `a` and `b`, its halves folded.
@@ -435,7 +636,79 @@ mod tests {
     #[test]
     fn ids_and_spread() {
         ids_and_spread_in::<4>();
+        ids_and_spread_in::<6>();
         ids_and_spread_in::<8>();
+    }
+
+    fn ids_over<const W: usize, const SIMD: bool>(
+        data: &[u8],
+        ranges: &[(usize, usize)],
+    ) -> (Vec<usize>, usize) {
+        let mut ids = ValueIds::<W>::new(data);
+        let got = ranges
+            .iter()
+            .map(|&(s, e)| ids.id_with::<SIMD>(s, e))
+            .collect();
+        (got, ids.keys.len())
+    }
+
+    /// The AVX2 path, compiled for AVX2 as `memo_rows_avx2` is.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn ids_over_avx2<const W: usize>(
+        data: &[u8],
+        ranges: &[(usize, usize)],
+    ) -> (Vec<usize>, usize) {
+        ids_over::<W, true>(data, ranges)
+    }
+
+    /// The AVX2 compare of a value with a key: true for its own words, false when any
+    /// one byte differs, for every length and place (a wrong compare shows only when two
+    /// values share a slot and tag, which the id tests cannot arrange).
+    #[test]
+    fn avx2_compare_sees_every_byte() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available (checked above).
+            unsafe {
+                compare_avx2::<4>();
+                compare_avx2::<6>();
+                compare_avx2::<8>();
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn compare_avx2<const W: usize>() {
+        for len in 1..=8 * W {
+            let base: Vec<u8> = (0..8 * W).map(|i| b'a' + (i % 26) as u8).collect();
+            let words = masked_words::<W>(&base, len);
+            // SAFETY: `base` holds `8 * W` bytes.
+            let (v0, v1) = unsafe { simd::masked::<W>(base.as_ptr(), len) };
+            assert!(simd::same::<W>(&words, v0, v1), "{W} words, {len} bytes");
+            assert_eq!(simd::words::<W>(v0, v1), words);
+            for at in 0..len {
+                let mut other = base.clone();
+                other[at] ^= 0x01;
+                // SAFETY: as above.
+                let (o0, o1) = unsafe { simd::masked::<W>(other.as_ptr(), len) };
+                assert!(
+                    !simd::same::<W>(&words, o0, o1),
+                    "{W} words, {len} bytes, at {at}"
+                );
+            }
+        }
+    }
+
+    /// The AVX2 hash of a value that has `8 * W` bytes from its start.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn hash_avx2<const W: usize>(bytes: &[u8], len: usize) -> u64 {
+        assert!(bytes.len() >= 8 * W && len <= 8 * W);
+        // SAFETY: checked above.
+        let (v0, v1) = unsafe { simd::masked::<W>(bytes.as_ptr(), len) };
+        simd::hash::<W>(v0, v1, len)
     }
 
     fn ids_and_spread_in<const W: usize>() {
@@ -481,11 +754,32 @@ mod tests {
             ranges.push((data.len(), data.len() + v.len()));
             data.push_str(v);
         }
-        let mut ids = ValueIds::<W>::new(data.as_bytes());
-        let got: Vec<usize> = ranges.iter().map(|&(s, e)| ids.id(s, e)).collect();
         let n = vals.len();
-        assert_eq!(ids.keys.len(), n);
         let want: Vec<usize> = (0..n).chain((0..n).rev()).collect();
-        assert_eq!(got, want);
+        assert_eq!(
+            ids_over::<W, false>(data.as_bytes(), &ranges),
+            (want.clone(), n)
+        );
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available (checked above).
+            let got = unsafe { ids_over_avx2::<W>(data.as_bytes(), &ranges) };
+            assert_eq!(got, (want, n), "AVX2, {W} words");
+            // One hash on both paths (the table's layout does not depend on the path).
+            for &(s, e) in &ranges {
+                let bytes = &data.as_bytes()[s..];
+                if e - s <= 8 * W && bytes.len() >= 8 * W {
+                    let words = masked_words::<W>(bytes, e - s);
+                    // SAFETY: as above.
+                    let simd = unsafe { hash_avx2::<W>(bytes, e - s) };
+                    assert_eq!(
+                        simd,
+                        hash_words(&words, e - s),
+                        "{W} words, {:?}",
+                        &data[s..e]
+                    );
+                }
+            }
+        }
     }
 }
