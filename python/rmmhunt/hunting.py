@@ -751,7 +751,11 @@ def hunt(
     data = _conform_types(data, [r for rs in by_table.values() for r in rs])
 
     rows_total = sum(data[t].num_rows for t in by_table)
-    bytes_total = sum(int(data[t].nbytes) for t in by_table)
+    # A table's byte size walks every buffer of every chunk (1.5 ms for 11 columns of 10M
+    # rows in 80 chunks, and it was asked twice: a twentieth of the pack's time on two
+    # threads), so it is asked once, and only for progress reports.
+    bytes_of = {t: int(data[t].nbytes) if progress is not None else 0 for t in by_table}
+    bytes_total = sum(bytes_of.values())
     rules_total = sum(len(rs) for rs in by_table.values())
     started = time.monotonic()
     state = {"done": 0, "rows_before": 0, "bytes_before": 0}
@@ -778,7 +782,7 @@ def hunt(
                         rules_total=rules_total,
                         rows_done=state["rows_before"] + int(table.num_rows * share),
                         rows_total=rows_total,
-                        bytes_done=state["bytes_before"] + int(table.nbytes * share),
+                        bytes_done=state["bytes_before"] + int(bytes_of[table_name] * share),
                         bytes_total=bytes_total,
                         elapsed=time.monotonic() - started,
                     )
@@ -796,7 +800,7 @@ def hunt(
             on_rule=on_rule,
         )
         state["rows_before"] += table.num_rows
-        state["bytes_before"] += int(table.nbytes)
+        state["bytes_before"] += bytes_of[table_name]
 
     order = {r.id.lower(): i for i, r in enumerate(selected)}
     outcomes.sort(key=lambda o: order[o.rule.id.lower()])
