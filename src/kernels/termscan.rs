@@ -79,15 +79,27 @@ impl KeyRows {
             return Vec::new();
         };
         let mut out = list(first).to_vec();
+        if all {
+            for k in it {
+                let l = list(k);
+                out.retain(|r| l.binary_search(r).is_ok());
+            }
+            return out;
+        }
+        // Any: the lists appended, then sorted once (sorting after each list cost a
+        // `has_any` of the pack's 61 company needles 60 ms over 10M rows, where
+        // `Google` alone holds a tenth of them).
+        let mut merged = false;
         for k in it {
             let l = list(k);
-            if all {
-                out.retain(|r| l.binary_search(r).is_ok());
-            } else if !l.is_empty() {
+            if !l.is_empty() {
+                merged |= !out.is_empty();
                 out.extend_from_slice(l);
-                out.sort_unstable();
-                out.dedup();
             }
+        }
+        if merged {
+            out.sort_unstable();
+            out.dedup();
         }
         out
     }
