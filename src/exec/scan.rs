@@ -397,7 +397,8 @@ impl Raw {
     /// (`has "x"` over 10M file names of 12 bytes takes less than `startswith "x"`, over
     /// 10M folder paths of 60 bytes more), row tests by the rows. Coefficients measured on
     /// 10M generated rows (`benchmarks/`): SIMD term scan 0.1 ns per byte and needle up
-    /// to `termscan`'s pair limit, distinct-value matching 8 ns per row, byte tests of
+    /// to `termscan`'s pair limit (and 35 ns per row it keeps: `hit_cost`), distinct-value
+    /// matching 8 ns per row, byte tests of
     /// one needle 4 ns, a time range 1 ns, other tests about 50 ns per row. (Equality
     /// reads little more than the lengths, but costing it so put `isempty(Company)`, 4%
     /// of the rows, before `FileName startswith "level"`, none: the order is by cost
@@ -415,9 +416,16 @@ impl Raw {
                 let Ok(a) = cols.column(*column) else {
                     return f64::MAX;
                 };
+                // The bytes of this batch's rows (a morsel is a slice: its values buffer
+                // is its whole chunk's, so that buffer's length made later morsels of
+                // a chunk look costlier and flipped their order).
+                fn spanned<O: OffsetSizeTrait>(a: &GenericStringArray<O>) -> usize {
+                    let o = a.value_offsets();
+                    o[o.len() - 1].as_usize() - o[0].as_usize()
+                }
                 let bytes = match a.data_type() {
-                    DataType::Utf8 => Some(a.as_string::<i32>().values().len()),
-                    DataType::LargeUtf8 => Some(a.as_string::<i64>().values().len()),
+                    DataType::Utf8 => Some(spanned(a.as_string::<i32>())),
+                    DataType::LargeUtf8 => Some(spanned(a.as_string::<i64>())),
                     DataType::Dictionary(..) => return rows,
                     _ => None,
                 };
@@ -436,6 +444,37 @@ impl Raw {
                 .map(|p| p.estimate(cols, rows as usize, hits))
                 .sum(),
         }
+    }
+
+    /// What the rows a term buffer scan keeps add to its `estimate` (about 35 ns each:
+    /// placing and checking the hit, handing the row on), from the share of this
+    /// batch's first rows it keeps: a popular needle costs more than its bytes say
+    /// (`company has "Google"`, a tenth of 10M rows: ~19 ms of bytes, ~57 ms in all).
+    /// Zero for other predicates.
+    fn hit_cost(&self, cols: &Cols<'_>, rows: usize) -> f64 {
+        const SAMPLE: usize = 1024;
+        let Raw::Str {
+            column,
+            matcher,
+            shared: None,
+        } = self
+        else {
+            return 0.0;
+        };
+        let scanned = matcher
+            .term_needles()
+            .is_some_and(|(needles, _, _)| needles.len() <= MAX_PAIR_NEEDLES);
+        let Ok(a) = cols.column(*column) else {
+            return 0.0;
+        };
+        let k = a.len().min(SAMPLE);
+        if !scanned || k == 0 || !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            return 0.0;
+        }
+        let kept = matcher
+            .select_rows(&a.slice(0, k), None)
+            .map_or(0, |r| r.len());
+        rows as f64 * kept as f64 / k as f64 * 35.0
     }
 
     /// The rows of `sel` that satisfy the predicate; None when it cannot run on this
@@ -711,6 +750,19 @@ impl FusedFilter {
             for (class, cost, p) in order.iter_mut() {
                 if *class <= 1 {
                     *cost = p.estimate(&cols, n, hits);
+                }
+            }
+            // A term scan that would go before another is sampled for how many rows
+            // it keeps (one that goes last already only gets costlier: not sampled,
+            // as sampling 1,024 folder paths a morsel cost 4 ms over 10M rows).
+            let last = order
+                .iter()
+                .filter(|o| o.0 == 1)
+                .map(|o| o.1)
+                .fold(0.0, f64::max);
+            for (class, cost, p) in order.iter_mut() {
+                if *class == 1 && *cost < last {
+                    *cost += p.hit_cost(&cols, n);
                 }
             }
             order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
@@ -1314,4 +1366,55 @@ fn process_round<T: Send>(
     threads: usize,
 ) -> Vec<Result<T>> {
     parallel_map(round.len(), threads, |i| f(&round[i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+
+    /// A morsel is a slice of its chunk: its estimate counts its own rows' bytes, as
+    /// that of the same rows on their own (the chunk's whole buffer once made later
+    /// morsels look costlier), and a needle in every row it samples costs more than
+    /// the same scan finding nothing.
+    #[test]
+    fn estimates_count_the_batch_rows() {
+        let column: Vec<String> = (0..4000)
+            .map(|i| format!("Google LLC {}", "x".repeat(i % 40)))
+            .collect();
+        let whole = StringArray::from(column.clone());
+        let slice = whole.slice(3000, 1000);
+        let alone = StringArray::from(column[3000..].to_vec());
+        let matcher = |needle: &str| {
+            Matcher::new(
+                Kind::Term {
+                    needles: vec![needle.to_string()],
+                    mode: TermMatch::Whole,
+                    all: false,
+                },
+                false,
+                false,
+            )
+        };
+        let raw = |needle: &str| Raw::Str {
+            column: 0,
+            matcher: matcher(needle),
+            shared: None,
+        };
+        fn cols(a: &StringArray) -> Cols<'_> {
+            Cols {
+                columns: vec![Some(a as &dyn Array)],
+                rows: a.len(),
+            }
+        }
+        let (s, a) = (cols(&slice), cols(&alone));
+        let google = raw("google");
+        assert_eq!(
+            google.estimate(&s, 1000, &[]),
+            google.estimate(&a, 1000, &[])
+        );
+        assert!(google.estimate(&s, 1000, &[]) < raw("google").estimate(&cols(&whole), 4000, &[]));
+        assert_eq!(raw("zzz").hit_cost(&s, 1000), 0.0);
+        assert_eq!(google.hit_cost(&s, 1000), 1000.0 * 35.0);
+    }
 }

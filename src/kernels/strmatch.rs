@@ -473,6 +473,7 @@ impl Matcher {
 /// rule out most rows; `row_matches` (the matcher's own byte test) decides the others.
 /// Over 10M file names: `startswith "level"` 44 -> 21 ms, `endswith ".dll"` 53 -> 21 ms,
 /// `=~ "pdq-connect-agent.exe"` 27 -> 15 ms.
+#[inline(never)]
 fn affix_rows<O: OffsetSizeTrait>(
     offsets: &[O],
     data: &[u8],
