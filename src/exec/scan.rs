@@ -31,7 +31,7 @@ use crate::functions::Func;
 use crate::kernels::distinct;
 use crate::kernels::strmatch::{Kind, Matcher};
 use crate::kernels::terms::TermMatch;
-use crate::kernels::termscan::{complement, KeyRows, TermScanner, MAX_PAIR_NEEDLES};
+use crate::kernels::termscan::{self, complement, KeyRows, TermScanner, MAX_PAIR_NEEDLES};
 use crate::plan::{BExpr, BKind, Schema};
 use crate::syntax::ast::{BinOp, ListOp, StrOp};
 use crate::table::{BatchStream, ScanTask};
@@ -116,7 +116,7 @@ pub fn matcher_for(e: &BExpr) -> Option<(&BExpr, Matcher)> {
         }
         // `isempty(s)` / `isnotempty(s)` on a string: `s == ""` / `s != ""` (a null reads
         // as "" in both, as `functions::call` has it). A test of row lengths (`where
-        // isempty(Company) | count` over 10M rows: 52 -> 8 ms; it converted the column).
+        // isempty(Company) | count` over 10M rows: 52 -> 10 ms; it converted the column).
         BKind::Call(f @ (Func::IsEmpty | Func::IsNotEmpty), args)
             if args.len() == 1 && args[0].ty == KqlType::String =>
         {
@@ -398,11 +398,11 @@ impl Raw {
     /// 10M folder paths of 60 bytes more), row tests by the rows. Coefficients measured on
     /// 10M generated rows (`benchmarks/`): SIMD term scan 0.1 ns per byte and needle up
     /// to `termscan`'s pair limit (and 35 ns per row it keeps: `hit_cost`), distinct-value
-    /// matching 8 ns per row, byte tests of
-    /// one needle 4 ns, a time range 1 ns, other tests about 50 ns per row. (Equality
-    /// reads little more than the lengths, but costing it so put `isempty(Company)`, 4%
-    /// of the rows, before `FileName startswith "level"`, none: the order is by cost
-    /// alone, and the conjuncts after the first read scattered rows.)
+    /// matching 8 ns per row, byte tests of one needle 4 ns, a time range 1 ns, other
+    /// tests about 50 ns per row. (Equality reads little more than the lengths, but
+    /// costing it so put `isempty(Company)`, 4% of the rows, before `FileName startswith
+    /// "level"`, none: the order is by cost alone, and the conjuncts after the first
+    /// read scattered rows.)
     fn estimate(&self, cols: &Cols<'_>, rows: usize, hits: &[KeyRows]) -> f64 {
         let rows = rows as f64;
         match self {
@@ -949,21 +949,7 @@ fn share_the_rest(
 ) {
     let on_memo = |slots: &[(ColumnMode, Vec<(String, TermMatch)>)], column: usize, cs: bool| {
         slots.iter().any(|((c, mode), needles)| {
-            *c == column && *mode == cs && {
-                let mut texts: Vec<String> = needles
-                    .iter()
-                    .map(|(n, _)| {
-                        if cs {
-                            n.clone()
-                        } else {
-                            crate::kernels::terms::fold(n).into_owned()
-                        }
-                    })
-                    .collect();
-                texts.sort_unstable();
-                texts.dedup();
-                texts.len() > MAX_PAIR_NEEDLES
-            }
+            *c == column && *mode == cs && termscan::matches_each_value(needles, cs)
         })
     };
     let joins = |slots: &[(ColumnMode, Vec<(String, TermMatch)>)], p: &Raw| match p {

@@ -138,6 +138,29 @@ pub struct TermScanner {
     pairs: Option<Vec<Pair>>,
 }
 
+/// A needle's text as a scanner holds it: case-mapped unless `cs`.
+fn text_of(needle: &str, cs: bool) -> String {
+    if cs {
+        needle.to_string()
+    } else {
+        terms::fold(needle).into_owned()
+    }
+}
+
+/// Whether a scanner of `needles` matches each distinct value of a plain string column
+/// once (the memo) rather than running the SIMD pair pass: more distinct ASCII texts
+/// than that pass takes. A needle more then costs once per distinct value.
+pub fn matches_each_value(needles: &[(String, TermMatch)], cs: bool) -> bool {
+    let mut texts: Vec<String> = needles
+        .iter()
+        .map(|(n, _)| text_of(n, cs))
+        .filter(|t| t.is_ascii())
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    texts.len() > MAX_PAIR_NEEDLES
+}
+
 impl TermScanner {
     /// A scanner for `needles` (any case; mapped here unless `cs`); the key of needle i is
     /// i. None when a needle is empty (`has ""` is true of every row: not a scan).
@@ -148,11 +171,7 @@ impl TermScanner {
         let mut texts: Vec<String> = Vec::new();
         let mut keys = Vec::new();
         for (n, mode) in needles {
-            let t = if cs {
-                n.clone()
-            } else {
-                terms::fold(n).into_owned()
-            };
+            let t = text_of(n, cs);
             let idx = texts.iter().position(|x| *x == t).unwrap_or_else(|| {
                 texts.push(t);
                 texts.len() - 1
@@ -183,6 +202,7 @@ impl TermScanner {
             .match_kind(MatchKind::Standard)
             .build(&texts)
             .ok()?;
+        // The one rule `matches_each_value` tells others.
         let pairs = (ascii_texts <= MAX_PAIR_NEEDLES).then(|| {
             texts[..ascii_texts]
                 .iter()
