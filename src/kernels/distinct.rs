@@ -310,6 +310,8 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         let (v0, v1) = unsafe { simd::masked::<W>(self.data.as_ptr().add(start), len) };
         // SAFETY: AVX2 is available (the caller's contract).
         let h = unsafe { simd::hash::<W>(v0, v1, len) };
+        // `find`'s probe, written out: through `find` and a closure the product-name
+        // memo took 49-53 ms against 46-47 (10M rows, alternating runs).
         let mask = self.slots.len() - 1;
         let tag = (h >> 32) as u32;
         let mut i = h as usize;
