@@ -658,19 +658,9 @@ fn rows_where(a: &dyn Array, rows: &[u32], f: impl Fn(&str) -> bool) -> Option<V
         if rows.len() < MEMO_MIN_ROWS || (s.null_count() > 0 && f("")) {
             return go(rows, |r| s.is_null(r), |r| s.value(r), f);
         }
-        let mut out = Vec::new();
-        let done = distinct::per_value_of(
-            s,
-            rows.len(),
-            |i| rows[i] as usize,
-            |v| f(v),
-            |r, &hit| {
-                if hit {
-                    out.push(r as u32)
-                }
-            },
-        );
-        out.extend(go(&rows[done..], |r| s.is_null(r), |r| s.value(r), f));
+        let sel = distinct::select_of(s, rows, |v| f(v), |&hit| hit);
+        let mut out = sel.rows;
+        out.extend(go(&rows[sel.done..], |r| s.is_null(r), |r| s.value(r), f));
         out
     }
     Some(match a.data_type() {

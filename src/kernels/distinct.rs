@@ -6,33 +6,50 @@
 
 use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
 
-/// Calls `emit(row, &compute(value))` for each non-null row from `from` on, in order,
-/// computing once per distinct value. Stops after the row that makes more than
-/// `max(256, rows / 16)` distinct values; returns the row it stopped before (`a.len()`
-/// when done).
-pub fn per_value<O: OffsetSizeTrait, T>(
+/// What a memo pass found: each distinct value's result, and the rows whose value's
+/// result was kept, each with its value's index.
+#[derive(Debug)]
+pub struct Selected<T> {
+    /// `compute(value)` per distinct value, in order of first appearance.
+    pub values: Vec<T>,
+    /// The kept rows, in the order visited.
+    pub rows: Vec<u32>,
+    /// Per kept row: the index in `values` of its value.
+    pub ids: Vec<u32>,
+    /// How many rows were visited: all of them, unless the values turned out mostly
+    /// distinct (more than `max(256, count / 16)` of them; the row that made one too many
+    /// is the last visited).
+    pub done: usize,
+}
+
+/// The non-null rows from `from` on whose value passes `keep(&compute(value))`,
+/// computing once per distinct value (see `Selected` for where it stops).
+pub fn select<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
     from: usize,
     compute: impl FnMut(&str) -> T,
-    emit: impl FnMut(usize, &T),
-) -> usize {
-    from + memo_rows(a, a.len() - from, |i| from + i, false, compute, emit)
+    keep: impl Fn(&T) -> bool,
+) -> Selected<T> {
+    let mut s = memo_rows(a, a.len() - from, |i| from + i, false, compute, keep);
+    if from > 0 {
+        s.rows.iter_mut().for_each(|r| *r += from as u32);
+    }
+    s
 }
 
-/// `per_value` over `count` rows of the array, the i-th being `row(i)` (any order): a
-/// conjunct after a selective one sees only the rows left. Stops after the row that
-/// makes more than `max(256, count / 16)` distinct values; returns the number of rows
-/// done. Rows scattered over a large array miss the cache (the prefetcher does not
-/// follow them: a tenth of 10M rows cost 45 ns each), so each row's bytes are
-/// requested `AHEAD` rows before they are read.
-pub fn per_value_of<O: OffsetSizeTrait, T>(
+/// `select` over some rows of the array (any order): a conjunct after a selective one
+/// sees only the rows left. Rows scattered over a large array miss the cache (the
+/// prefetcher does not follow them: a tenth of 10M rows cost 45 ns each), so each row's
+/// bytes are requested `AHEAD` rows before they are read.
+pub fn select_of<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
-    count: usize,
-    row: impl Fn(usize) -> usize,
+    rows: &[u32],
     compute: impl FnMut(&str) -> T,
-    emit: impl FnMut(usize, &T),
-) -> usize {
-    memo_rows(a, count, row, true, compute, emit)
+    keep: impl Fn(&T) -> bool,
+) -> Selected<T> {
+    let mut s = memo_rows(a, rows.len(), |i| rows[i] as usize, true, compute, keep);
+    s.rows.iter_mut().for_each(|i| *i = rows[*i as usize]);
+    s
 }
 
 /// Each row's value id (dense, in order of first appearance) and the first row holding
@@ -121,31 +138,32 @@ fn word_count<O: OffsetSizeTrait>(a: &GenericStringArray<O>) -> usize {
     }
 }
 
-/// The memo loop; `ahead`: prefetch (rows in order stream without it, and the hint
-/// costs them an extra offset read a row).
+/// The memo loop over rows `row(0..count)`; `ahead`: prefetch (rows in order stream
+/// without it, and the hint costs them an extra offset read a row). `Selected::rows`
+/// holds positions in `0..count`.
 fn memo_rows<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
     count: usize,
     row: impl Fn(usize) -> usize,
     ahead: bool,
     compute: impl FnMut(&str) -> T,
-    emit: impl FnMut(usize, &T),
-) -> usize {
+    keep: impl Fn(&T) -> bool,
+) -> Selected<T> {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is available (checked above).
         return unsafe {
             match word_count(a) {
-                4 => memo_rows_avx2::<O, T, 4>(a, count, row, ahead, compute, emit),
-                6 => memo_rows_avx2::<O, T, 6>(a, count, row, ahead, compute, emit),
-                _ => memo_rows_avx2::<O, T, 8>(a, count, row, ahead, compute, emit),
+                4 => memo_rows_avx2::<O, T, 4>(a, count, row, ahead, compute, keep),
+                6 => memo_rows_avx2::<O, T, 6>(a, count, row, ahead, compute, keep),
+                _ => memo_rows_avx2::<O, T, 8>(a, count, row, ahead, compute, keep),
             }
         };
     }
     match word_count(a) {
-        4 => memo_rows_in::<O, T, 4, false>(a, count, row, ahead, compute, emit),
-        6 => memo_rows_in::<O, T, 6, false>(a, count, row, ahead, compute, emit),
-        _ => memo_rows_in::<O, T, 8, false>(a, count, row, ahead, compute, emit),
+        4 => memo_rows_in::<O, T, 4, false>(a, count, row, ahead, compute, keep),
+        6 => memo_rows_in::<O, T, 6, false>(a, count, row, ahead, compute, keep),
+        _ => memo_rows_in::<O, T, 8, false>(a, count, row, ahead, compute, keep),
     }
 }
 
@@ -158,12 +176,16 @@ unsafe fn memo_rows_avx2<O: OffsetSizeTrait, T, const W: usize>(
     row: impl Fn(usize) -> usize,
     ahead: bool,
     compute: impl FnMut(&str) -> T,
-    emit: impl FnMut(usize, &T),
-) -> usize {
-    memo_rows_in::<O, T, W, true>(a, count, row, ahead, compute, emit)
+    keep: impl Fn(&T) -> bool,
+) -> Selected<T> {
+    memo_rows_in::<O, T, W, true>(a, count, row, ahead, compute, keep)
 }
 
 /// `SIMD`: compiled inside `memo_rows_avx2` (only called where AVX2 is available).
+/// Every row's position and value index are written, and the count of kept rows moves
+/// past them only when the value is kept: no branch on whether a row is kept (rows of
+/// a popular value kept in random order mispredicted: a tenth of 10M company names
+/// kept cost the loop 44 ms against 32 this way).
 #[inline(always)]
 fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     a: &GenericStringArray<O>,
@@ -171,8 +193,8 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     row: impl Fn(usize) -> usize,
     ahead: bool,
     mut compute: impl FnMut(&str) -> T,
-    mut emit: impl FnMut(usize, &T),
-) -> usize {
+    keep: impl Fn(&T) -> bool,
+) -> Selected<T> {
     const AHEAD: usize = 16;
     let limit = 256.max(count / 16);
     let offsets = a.value_offsets();
@@ -180,6 +202,13 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     let nulls = a.logical_nulls();
     let mut ids = ValueIds::<W>::new(data);
     let mut values: Vec<T> = Vec::new();
+    let mut kept: Vec<bool> = Vec::new();
+    // One spare slot: the last row is written whether or not it is kept.
+    let mut rows = vec![0u32; count + 1];
+    let mut row_ids = vec![0u32; count + 1];
+    let mut k = 0;
+    let mut stop = false;
+    let mut done = count;
     for i in 0..count {
         if ahead && i + AHEAD < count {
             prefetch(data, offsets[row(i + AHEAD)].as_usize());
@@ -190,16 +219,27 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
         }
         let id = ids.id_with::<SIMD>(offsets[r].as_usize(), offsets[r + 1].as_usize());
         if id == values.len() {
-            values.push(compute(a.value(r)));
-            emit(r, &values[id]);
-            if values.len() > limit {
-                return i + 1;
-            }
-            continue;
+            let v = compute(a.value(r));
+            kept.push(keep(&v));
+            values.push(v);
+            stop = values.len() > limit;
         }
-        emit(r, &values[id]);
+        rows[k] = i as u32;
+        row_ids[k] = id as u32;
+        k += usize::from(kept[id]);
+        if stop {
+            done = i + 1;
+            break;
+        }
     }
-    count
+    rows.truncate(k);
+    row_ids.truncate(k);
+    Selected {
+        values,
+        rows,
+        ids: row_ids,
+        done,
+    }
 }
 
 /// Asks the CPU to bring the cache line holding `data[at]` closer (a hint: no effect on
@@ -221,24 +261,37 @@ fn prefetch(data: &[u8], at: usize) {
 /// `W` fixed words masked to its length: no loop whose trip count depends on the value
 /// (a mispredicted branch a row cost as much as the rest of the row), a hash of one
 /// wide multiply, a probe in a table of tags kept at most a quarter full (collisions
-/// are mispredictions too), and a compare with the words of the id it names (dense, in
-/// cache). Longer values hash and compare all their bytes. (A `HashMap<&[u8], _>` spent
-/// as long in its `memcmp` calls as in the rest of a row: 10M rows of 180 values, 66 ms
-/// that way, 38 ms this way.)
+/// are mispredictions too), and a compare with the words of the id it names (dense,
+/// aligned, in cache). Longer values hash and compare all their bytes. (A
+/// `HashMap<&[u8], _>` spent as long in its `memcmp` calls as in the rest of a row: 10M
+/// rows of 180 values, 66 ms that way, 38 ms this way.) The loop is bound by its
+/// instructions, not by memory (10M company names: 5 ms to read their bytes, 12 ms to
+/// hash them and read a slot), so a slot carries the value's length beside its tag: one
+/// compare tests both.
 struct ValueIds<'a, const W: usize> {
     data: &'a [u8],
-    /// Empty (0), or a hash's high 32 bits above an id + 1; a hash's low bits index the
+    /// Empty (0), or `slot_key(hash, len)` above an id + 1; a hash's low bits index the
     /// table (a power of two long).
     slots: Vec<u64>,
-    keys: Vec<Key<W>>,
+    /// Per id: its value's words masked to its length (zeros for a value longer than
+    /// `8 * W` bytes, which its slot key tells apart).
+    words: Vec<Words<W>>,
+    /// Per id: where its value first occurred, and its length.
+    spans: Vec<(usize, usize)>,
 }
 
-/// An id's value: its words masked to its length (for values of at most `8 * W` bytes),
-/// its length, and where it first occurred.
-struct Key<const W: usize> {
-    words: [u64; W],
-    start: usize,
-    len: usize,
+/// A value's fixed words, aligned for one vector load each 32 bytes.
+#[repr(C, align(32))]
+#[derive(Clone, Copy)]
+struct Words<const W: usize>([u64; W]);
+
+/// A slot's upper half: a hash's top 24 bits above a length byte, which is the value's
+/// length when it is read as fixed words (at most 64 bytes) and 255 for a longer value
+/// (whose full length its span holds).
+#[inline(always)]
+fn slot_key(h: u64, len: usize, wide: usize) -> u64 {
+    let len = if len <= wide { len as u64 } else { 0xff };
+    ((h >> 40) << 8) | len
 }
 
 /// 64 bytes set then 64 clear: the mask of word `w` of a value of `len` (<= 64) bytes is
@@ -263,8 +316,15 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         ValueIds {
             data,
             slots: vec![0; SLOTS],
-            keys: Vec::new(),
+            words: Vec::new(),
+            spans: Vec::new(),
         }
+    }
+
+    /// How many distinct values there are so far.
+    #[cfg(test)]
+    fn count(&self) -> usize {
+        self.spans.len()
     }
 
     /// The id of `data[start..end]`: the next unused one (the number of values seen
@@ -277,7 +337,7 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         }
         let words = masked_words::<W>(&self.data[start..start + Self::WIDE], len);
         let h = hash_words(&words, len);
-        self.find(h, |k| k.len == len && same_words(&k.words, &words))
+        self.find(h, len, |id| same_words(&self.words[id].0, &words))
             .unwrap_or_else(|| self.insert(h, words, start, len))
     }
 
@@ -313,18 +373,17 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         // `find`'s probe, written out: through `find` and a closure the product-name
         // memo took 49-53 ms against 46-47 (10M rows, alternating runs).
         let mask = self.slots.len() - 1;
-        let tag = (h >> 32) as u32;
+        let key = slot_key(h, len, Self::WIDE);
         let mut i = h as usize;
         loop {
             let slot = self.slots[i & mask];
             if slot == 0 {
                 break;
             }
-            if (slot >> 32) as u32 == tag {
+            if slot >> 32 == key {
                 let id = (slot as u32 - 1) as usize;
-                let k = &self.keys[id];
                 // SAFETY: as above.
-                if k.len == len && unsafe { simd::same::<W>(&k.words, v0, v1) } {
+                if unsafe { simd::same::<W>(&self.words[id].0, v0, v1) } {
                     return id;
                 }
             }
@@ -347,31 +406,31 @@ impl<'a, const W: usize> ValueIds<'a, W> {
             let words = masked_words::<W>(&padded, len);
             let h = hash_words(&words, len);
             return self
-                .find(h, |k| k.len == len && same_words(&k.words, &words))
+                .find(h, len, |id| same_words(&self.words[id].0, &words))
                 .unwrap_or_else(|| self.insert(h, words, start, len));
         }
         let h = hash_long(value);
-        let data = self.data;
-        self.find(h, |k| {
-            k.len == len && data[k.start..k.start + len] == *value
+        self.find(h, len, |id| {
+            let (s, l) = self.spans[id];
+            l == len && self.data[s..s + len] == *value
         })
         .unwrap_or_else(|| self.insert(h, [0; W], start, len))
     }
 
-    /// The id whose slot carries `h`'s tag and whose key passes `same`.
+    /// The id whose slot carries `h`'s tag and `len`, and that passes `same`.
     #[inline(always)]
-    fn find(&self, h: u64, same: impl Fn(&Key<W>) -> bool) -> Option<usize> {
+    fn find(&self, h: u64, len: usize, same: impl Fn(usize) -> bool) -> Option<usize> {
         let mask = self.slots.len() - 1;
-        let tag = (h >> 32) as u32;
+        let key = slot_key(h, len, Self::WIDE);
         let mut i = h as usize;
         loop {
             let slot = self.slots[i & mask];
             if slot == 0 {
                 return None;
             }
-            if (slot >> 32) as u32 == tag {
+            if slot >> 32 == key {
                 let id = (slot as u32 - 1) as usize;
-                if same(&self.keys[id]) {
+                if same(id) {
                     return Some(id);
                 }
             }
@@ -381,35 +440,36 @@ impl<'a, const W: usize> ValueIds<'a, W> {
 
     #[cold]
     fn insert(&mut self, h: u64, words: [u64; W], start: usize, len: usize) -> usize {
-        let id = self.keys.len();
-        self.keys.push(Key { words, start, len });
-        self.place(h, id);
-        if self.keys.len() * 4 > self.slots.len() {
+        let id = self.spans.len();
+        self.words.push(Words(words));
+        self.spans.push((start, len));
+        self.place(h, len, id);
+        if self.spans.len() * 4 > self.slots.len() {
             self.grow();
         }
         id
     }
 
-    fn place(&mut self, h: u64, id: usize) {
+    fn place(&mut self, h: u64, len: usize, id: usize) {
         let mask = self.slots.len() - 1;
         let mut i = h as usize;
         while self.slots[i & mask] != 0 {
             i += 1;
         }
-        self.slots[i & mask] = ((h >> 32) << 32) | (id as u64 + 1);
+        self.slots[i & mask] = (slot_key(h, len, Self::WIDE) << 32) | (id as u64 + 1);
     }
 
     /// Doubles the table, placing every value again.
     fn grow(&mut self) {
         self.slots = vec![0; self.slots.len() * 2];
-        for id in 0..self.keys.len() {
-            let k = &self.keys[id];
-            let h = if k.len <= Self::WIDE {
-                hash_words(&k.words, k.len)
+        for id in 0..self.spans.len() {
+            let (start, len) = self.spans[id];
+            let h = if len <= Self::WIDE {
+                hash_words(&self.words[id].0, len)
             } else {
-                hash_long(&self.data[k.start..k.start + k.len])
+                hash_long(&self.data[start..start + len])
             };
-            self.place(h, id);
+            self.place(h, len, id);
         }
     }
 }
@@ -582,40 +642,35 @@ mod tests {
     fn each_value_once_and_early_stop() {
         let a = StringArray::from(vec![Some("a"), None, Some("b"), Some("a"), Some("b")]);
         let mut computed = Vec::new();
-        let mut rows = Vec::new();
-        let done = per_value(
+        let sel = select(
             &a,
             0,
             |v| {
                 computed.push(v.to_string());
                 v.len()
             },
-            |r, t| rows.push((r, *t)),
+            |_| true,
         );
-        assert_eq!(done, 5);
+        assert_eq!(sel.done, 5);
         assert_eq!(computed, vec!["a", "b"]);
-        assert_eq!(rows, vec![(0, 1), (2, 1), (3, 1), (4, 1)]);
-        // All distinct: stops after the 257th value.
+        assert_eq!((sel.rows, sel.ids), (vec![0, 2, 3, 4], vec![0, 1, 0, 1]));
+        // Only rows whose value is kept; rows from `from` on, numbered in the array.
+        let sel = select(&a, 1, |v| v.to_string(), |v| v == "b");
+        assert_eq!((sel.rows, sel.ids, sel.done), (vec![2, 4], vec![0, 0], 4));
+        assert_eq!(sel.values, vec!["b", "a"]);
+        // All distinct: stops after the 257th value (kept or not).
         let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         let a = StringArray::from(many);
-        assert_eq!(per_value(&a, 0, |_| (), |_, _| ()), 257);
-        assert_eq!(per_value(&a, 100, |_| (), |_, _| ()), 357);
+        assert_eq!(select(&a, 0, |_| (), |_| false).done, 257);
+        let sel = select(&a, 100, |_| (), |_| true);
+        assert_eq!(sel.done, 257);
+        assert_eq!(sel.rows, (100..357).collect::<Vec<u32>>());
         // Some rows only, in the order given.
         let a = StringArray::from(vec![Some("a"), Some("b"), None, Some("a"), Some("c")]);
-        let mut rows = Vec::new();
-        let order = [4, 2, 3, 0];
-        let done = per_value_of(
-            &a,
-            order.len(),
-            |i| order[i],
-            |v| v.to_string(),
-            |r, t| rows.push((r, t.clone())),
-        );
-        assert_eq!(done, 4);
-        assert_eq!(
-            rows,
-            vec![(4, "c".into()), (3, "a".into()), (0, "a".into())]
-        );
+        let sel = select_of(&a, &[4, 2, 3, 0, 1], |v| v.to_string(), |v| v != "b");
+        assert_eq!(sel.done, 5);
+        assert_eq!((sel.rows, sel.ids), (vec![4, 3, 0], vec![0, 1, 1]));
+        assert_eq!(sel.values, vec!["c", "a", "b"]);
     }
 
     #[test]
@@ -651,7 +706,7 @@ mod tests {
             .iter()
             .map(|&(s, e)| ids.id_with::<SIMD>(s, e))
             .collect();
-        (got, ids.keys.len())
+        (got, ids.count())
     }
 
     /// The AVX2 path, compiled for AVX2 as `memo_rows_avx2` is.

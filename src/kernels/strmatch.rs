@@ -455,9 +455,17 @@ impl Matcher {
                 self.negated
             }
         };
-        let mut out = vec![empty; a.len()];
-        let done = distinct::per_value(a, 0, |v| self.matches(v), |r, &m| out[r] = m);
-        for (r, o) in out.iter_mut().enumerate().skip(done) {
+        let sel = distinct::select(a, 0, |v| self.matches(v), |&m| m);
+        let mut out = vec![false; a.len()];
+        for &r in &sel.rows {
+            out[r as usize] = true;
+        }
+        if let Some(nulls) = a.logical_nulls().filter(|_| empty) {
+            (0..a.len())
+                .filter(|&r| nulls.is_null(r))
+                .for_each(|r| out[r] = true);
+        }
+        for (r, o) in out.iter_mut().enumerate().skip(sel.done) {
             if a.is_valid(r) {
                 *o = row_test(r);
             }

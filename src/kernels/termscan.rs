@@ -337,7 +337,7 @@ impl TermScanner {
         from: usize,
         out: &mut Vec<(u32, u32)>,
     ) -> usize {
-        distinct::per_value(
+        let sel = distinct::select(
             a,
             from,
             |value| {
@@ -345,8 +345,12 @@ impl TermScanner {
                 self.exact_row(value, 0, 0, &mut hits);
                 hits.into_iter().map(|(_, k)| k).collect::<Vec<u32>>()
             },
-            |row, keys| out.extend(keys.iter().map(|&k| (row as u32, k))),
-        )
+            |keys| !keys.is_empty(),
+        );
+        for (&row, &id) in sel.rows.iter().zip(&sel.ids) {
+            out.extend(sel.values[id as usize].iter().map(|&k| (row, k)));
+        }
+        from + sel.done
     }
 
     /// The buffer pass over rows `from_row..n`. ASCII needles are found on the bytes, in
