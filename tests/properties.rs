@@ -144,6 +144,51 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// `startswith`, `endswith`, `==`/`=~` with an ASCII needle over every row of a plain
+    /// array (the byte loop, with or without a `k` in the needle, ASCII rows or not)
+    /// select exactly the rows the reference accepts, negated or not.
+    #[test]
+    fn affix_rows_match_reference(
+        rows in proptest::collection::vec(mostly_ascii(), 0..40),
+        needle in proptest::collection::vec(
+            proptest::sample::select(vec!['a', 'b', 'A', 'B', 'k', 'K', '.', '1', ' ']),
+            0..5,
+        ).prop_map(|v| v.into_iter().collect::<String>()),
+        kind in 0usize..3,
+        cs in any::<bool>(),
+        negated in any::<bool>(),
+    ) {
+        use rmmhunt::kernels::strmatch::{Kind, Matcher};
+        let m = Matcher::new(
+            match kind {
+                0 => Kind::StartsWith(needle.clone()),
+                1 => Kind::EndsWith(needle.clone()),
+                _ => Kind::Equals(needle.clone()),
+            },
+            cs,
+            negated,
+        );
+        let f = |s: &str| -> String { if cs { s.to_string() } else { s.chars().map(lower1).collect() } };
+        let n = f(&needle);
+        let want: Vec<u32> = (0..rows.len() as u32)
+            .filter(|&r| {
+                let h = f(&rows[r as usize]);
+                let hit = match kind {
+                    0 => h.starts_with(&n),
+                    1 => h.ends_with(&n),
+                    _ => h == n,
+                };
+                hit != negated
+            })
+            .collect();
+        let got = m.select_rows(&StringArray::from(rows.clone()), None);
+        prop_assert_eq!(got, Some(want));
+    }
+}
+
 const FOUNDING: &str = "let Time_start = now(-5d);
 let Time_end = now();
 DeviceProcessEvents

@@ -178,7 +178,8 @@ impl Matcher {
     /// through `terms::folded_starts_with`/`folded_ends_with` (no folded copy: a
     /// `startswith "Chrome"` over 6M rows of "Microsoft® Windows® ..." took 0.7 s).
     ///
-    /// `ascii_rows`: every row is known to be ASCII (no per-row check).
+    /// `ascii_rows`: every row's bytes decide by ASCII case alone, as every row is
+    /// ASCII or the needle holds no `k` (`terms::ascii_case_is_exact`): no per-row check.
     fn ascii_test(&self, ascii_rows: bool) -> Option<impl Fn(&[u8]) -> bool + '_> {
         let (n, kind) = self.ascii_needle()?;
         let cs = self.cs;
@@ -259,19 +260,23 @@ impl Matcher {
         ) -> Vec<u32> {
             let offsets = a.value_offsets();
             let data = a.value_data();
-            // Most rows to test, case-insensitively: one pass over the values tells
-            // whether all are ASCII, and then rows are compared without a check each.
-            let all_ascii = !m.cs
-                && rows.is_none_or(|r| r.len() * 8 > a.len())
-                && data[offsets[0].as_usize()..offsets[a.len()].as_usize()].is_ascii();
-            let Some(test) = m.ascii_test(all_ascii) else {
+            // Most rows to test, case-insensitively: rows are compared by their bytes
+            // without a check each when the needle holds no `k` (the bytes decide on
+            // any row, `terms::ascii_case_is_exact`), else when one pass over the
+            // values shows them all ASCII (skipping that pass: `FileName =~
+            // "pdq-connect-agent.exe"` 12.5 -> 7 ms over 10M rows).
+            let bytes_decide = !m.cs
+                && (terms::ascii_case_is_exact(needle)
+                    || rows.is_none_or(|r| r.len() * 8 > a.len())
+                        && data[offsets[0].as_usize()..offsets[a.len()].as_usize()].is_ascii());
+            let Some(test) = m.ascii_test(bytes_decide) else {
                 return Vec::new();
             };
             // Equality compared byte for byte: a row of another length is not equal,
             // and its bytes are not read.
-            let by_length = kind == Affix::Whole && (m.cs || all_ascii);
+            let by_length = kind == Affix::Whole && (m.cs || bytes_decide);
             let nulls = a.logical_nulls().filter(|n| n.null_count() > 0);
-            if rows.is_none() && nulls.is_none() && (m.cs || all_ascii) {
+            if rows.is_none() && nulls.is_none() && (m.cs || bytes_decide) {
                 let row_matches = |r: usize| {
                     let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
                     test(&data[s..e])

@@ -49,6 +49,15 @@ pub fn fold(s: &str) -> Cow<'_, str> {
 /// KELVIN SIGN, the one non-ASCII character whose case mapping is ASCII (`k`).
 pub const KELVIN: &[u8] = "\u{212A}".as_bytes();
 
+/// Whether comparing a row's bytes with an ASCII `needle` ignoring ASCII case decides
+/// `fold(row)` against the needle's fold for every row, ASCII or not: true when the
+/// needle holds no `k`. A non-ASCII character folds to a non-ASCII one (no needle byte)
+/// except KELVIN SIGN, which folds to `k`; so without a `k` every character of a
+/// matching row's compared part is ASCII, and its bytes are its fold's.
+pub fn ascii_case_is_exact(needle: &[u8]) -> bool {
+    needle.is_ascii() && !needle.iter().any(|b| b.eq_ignore_ascii_case(&b'k'))
+}
+
 /// Whether `fold(s)` starts with `needle` (ASCII, any case), or equals it when `whole`,
 /// without building the fold: an ASCII character folds to its ASCII lowercase, KELVIN
 /// SIGN to `k`, and every other character to a non-ASCII one, which no needle byte
@@ -342,7 +351,30 @@ mod tests {
                 );
                 assert_eq!(folded_starts_with(b, n, true), *folded == lower, "{case}");
                 assert_eq!(folded_ends_with(b, n), folded.ends_with(&lower), "{case}");
+                if ascii_case_is_exact(n) {
+                    let ascii =
+                        |part: Option<&[u8]>| part.is_some_and(|p| p.eq_ignore_ascii_case(n));
+                    assert_eq!(
+                        ascii(b.get(..n.len())),
+                        folded.starts_with(&lower),
+                        "{case}"
+                    );
+                    assert_eq!(ascii(Some(b)), *folded == lower, "{case}");
+                    let tail = b.len().checked_sub(n.len()).map(|i| &b[i..]);
+                    assert_eq!(ascii(tail), folded.ends_with(&lower), "{case}");
+                }
             }
+        }
+        // Every needle that holds a `k` either case needs the fold; no other does.
+        for (needle, exact) in [
+            ("level", true),
+            ("pdq-connect-agent.exe", true),
+            ("", true),
+            ("kaseya", false),
+            ("AnyDesK", false),
+            ("é", false),
+        ] {
+            assert_eq!(ascii_case_is_exact(needle.as_bytes()), exact, "{needle}");
         }
     }
 }
