@@ -30,7 +30,7 @@ pub fn select<O: OffsetSizeTrait, T>(
     compute: impl FnMut(&str) -> T,
     keep: impl Fn(&T) -> bool,
 ) -> Selected<T> {
-    let mut s = memo_rows(a, a.len() - from, |i| from + i, false, compute, keep);
+    let mut s = memo_rows(a, Rows::From(from), compute, keep);
     if from > 0 {
         s.rows.iter_mut().for_each(|r| *r += from as u32);
     }
@@ -47,7 +47,7 @@ pub fn select_of<O: OffsetSizeTrait, T>(
     compute: impl FnMut(&str) -> T,
     keep: impl Fn(&T) -> bool,
 ) -> Selected<T> {
-    let mut s = memo_rows(a, rows.len(), |i| rows[i] as usize, true, compute, keep);
+    let mut s = memo_rows(a, Rows::List(rows), compute, keep);
     s.rows.iter_mut().for_each(|i| *i = rows[*i as usize]);
     s
 }
@@ -138,14 +138,17 @@ fn word_count<O: OffsetSizeTrait>(a: &GenericStringArray<O>) -> usize {
     }
 }
 
-/// The memo loop over rows `row(0..count)`; `ahead`: prefetch (rows in order stream
-/// without it, and the hint costs them an extra offset read a row). `Selected::rows`
-/// holds positions in `0..count`.
+/// The rows a memo pass visits: those from a row on, in order, or a list (any order).
+#[derive(Clone, Copy)]
+enum Rows<'r> {
+    From(usize),
+    List(&'r [u32]),
+}
+
+/// The memo loop. `Selected::rows` holds positions among the rows visited.
 fn memo_rows<O: OffsetSizeTrait, T>(
     a: &GenericStringArray<O>,
-    count: usize,
-    row: impl Fn(usize) -> usize,
-    ahead: bool,
+    rows: Rows<'_>,
     compute: impl FnMut(&str) -> T,
     keep: impl Fn(&T) -> bool,
 ) -> Selected<T> {
@@ -154,16 +157,16 @@ fn memo_rows<O: OffsetSizeTrait, T>(
         // SAFETY: AVX2 is available (checked above).
         return unsafe {
             match word_count(a) {
-                4 => memo_rows_avx2::<O, T, 4>(a, count, row, ahead, compute, keep),
-                6 => memo_rows_avx2::<O, T, 6>(a, count, row, ahead, compute, keep),
-                _ => memo_rows_avx2::<O, T, 8>(a, count, row, ahead, compute, keep),
+                4 => memo_rows_avx2::<O, T, 4>(a, rows, compute, keep),
+                6 => memo_rows_avx2::<O, T, 6>(a, rows, compute, keep),
+                _ => memo_rows_avx2::<O, T, 8>(a, rows, compute, keep),
             }
         };
     }
     match word_count(a) {
-        4 => memo_rows_in::<O, T, 4, false>(a, count, row, ahead, compute, keep),
-        6 => memo_rows_in::<O, T, 6, false>(a, count, row, ahead, compute, keep),
-        _ => memo_rows_in::<O, T, 8, false>(a, count, row, ahead, compute, keep),
+        4 => memo_rows_in::<O, T, 4, false>(a, rows, compute, keep),
+        6 => memo_rows_in::<O, T, 6, false>(a, rows, compute, keep),
+        _ => memo_rows_in::<O, T, 8, false>(a, rows, compute, keep),
     }
 }
 
@@ -172,73 +175,130 @@ fn memo_rows<O: OffsetSizeTrait, T>(
 #[target_feature(enable = "avx2")]
 unsafe fn memo_rows_avx2<O: OffsetSizeTrait, T, const W: usize>(
     a: &GenericStringArray<O>,
-    count: usize,
-    row: impl Fn(usize) -> usize,
-    ahead: bool,
+    rows: Rows<'_>,
     compute: impl FnMut(&str) -> T,
     keep: impl Fn(&T) -> bool,
 ) -> Selected<T> {
-    memo_rows_in::<O, T, W, true>(a, count, row, ahead, compute, keep)
+    memo_rows_in::<O, T, W, true>(a, rows, compute, keep)
 }
 
 /// `SIMD`: compiled inside `memo_rows_avx2` (only called where AVX2 is available).
 /// Every row's position and value index are written, and the count of kept rows moves
 /// past them only when the value is kept: no branch on whether a row is kept (rows of
 /// a popular value kept in random order mispredicted: a tenth of 10M company names
-/// kept cost the loop 44 ms against 32 this way).
+/// kept cost the loop 44 ms against 32 this way). Rows in order without nulls (the
+/// common case: a whole column) take a loop of their own over the offsets.
 #[inline(always)]
 fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     a: &GenericStringArray<O>,
-    count: usize,
-    row: impl Fn(usize) -> usize,
-    ahead: bool,
-    mut compute: impl FnMut(&str) -> T,
+    rows: Rows<'_>,
+    compute: impl FnMut(&str) -> T,
     keep: impl Fn(&T) -> bool,
 ) -> Selected<T> {
     const AHEAD: usize = 16;
-    let limit = 256.max(count / 16);
+    let count = match rows {
+        Rows::From(from) => a.len() - from,
+        Rows::List(list) => list.len(),
+    };
     let offsets = a.value_offsets();
     let data = a.value_data();
-    let nulls = a.logical_nulls();
-    let mut ids = ValueIds::<W>::new(data);
-    let mut values: Vec<T> = Vec::new();
-    let mut kept: Vec<bool> = Vec::new();
-    // One spare slot: the last row is written whether or not it is kept.
-    let mut rows = vec![0u32; count + 1];
-    let mut row_ids = vec![0u32; count + 1];
-    let mut k = 0;
-    let mut stop = false;
-    let mut done = count;
+    let nulls = a.logical_nulls().filter(|n| n.null_count() > 0);
+    let mut m = Memo::<T, W>::new(data, count);
+    let mut compute = compute;
+    let mut new_value = |m: &mut Memo<T, W>, r: usize| {
+        let v = compute(a.value(r));
+        m.kept.push(keep(&v));
+        m.values.push(v);
+        m.values.len() > m.limit
+    };
+    let (from, list) = match rows {
+        Rows::From(from) => (from, None),
+        Rows::List(list) => (0, Some(list)),
+    };
+    if list.is_none() && nulls.is_none() {
+        for (i, w) in offsets[from..].windows(2).enumerate() {
+            let id = m.ids.id_with::<SIMD>(w[0].as_usize(), w[1].as_usize());
+            if id == m.values.len() && new_value(&mut m, from + i) {
+                m.push(i, id);
+                m.done = i + 1;
+                break;
+            }
+            m.push(i, id);
+        }
+        return m.finish();
+    }
+    let row = |i: usize| list.map_or(from + i, |l| l[i] as usize);
     for i in 0..count {
-        if ahead && i + AHEAD < count {
+        if list.is_some() && i + AHEAD < count {
             prefetch(data, offsets[row(i + AHEAD)].as_usize());
         }
         let r = row(i);
-        if nulls.as_ref().is_some_and(|m| m.is_null(r)) {
+        if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
             continue;
         }
-        let id = ids.id_with::<SIMD>(offsets[r].as_usize(), offsets[r + 1].as_usize());
-        if id == values.len() {
-            let v = compute(a.value(r));
-            kept.push(keep(&v));
-            values.push(v);
-            stop = values.len() > limit;
-        }
-        rows[k] = i as u32;
-        row_ids[k] = id as u32;
-        k += usize::from(kept[id]);
-        if stop {
-            done = i + 1;
+        let id = m.ids.id_with::<SIMD>(offsets[r].as_usize(), offsets[r + 1].as_usize());
+        if id == m.values.len() && new_value(&mut m, r) {
+            m.push(i, id);
+            m.done = i + 1;
             break;
         }
+        m.push(i, id);
     }
-    rows.truncate(k);
-    row_ids.truncate(k);
-    Selected {
-        values,
-        rows,
-        ids: row_ids,
-        done,
+    m.finish()
+}
+
+/// A memo pass's state: the ids, each value's result and whether it is kept, and the
+/// kept rows so far.
+struct Memo<'a, T, const W: usize> {
+    ids: ValueIds<'a, W>,
+    values: Vec<T>,
+    kept: Vec<bool>,
+    /// Positions and value ids, one spare entry past the rows (each row is written
+    /// whether or not it is kept).
+    rows: Vec<u32>,
+    row_ids: Vec<u32>,
+    k: usize,
+    limit: usize,
+    done: usize,
+}
+
+impl<'a, T, const W: usize> Memo<'a, T, W> {
+    fn new(data: &'a [u8], count: usize) -> Self {
+        Memo {
+            ids: ValueIds::new(data),
+            values: Vec::new(),
+            kept: Vec::new(),
+            rows: vec![0; count + 1],
+            row_ids: vec![0; count + 1],
+            k: 0,
+            limit: 256.max(count / 16),
+            done: count,
+        }
+    }
+
+    /// Writes position `i` with value `id`; keeps it when the value is kept.
+    #[inline(always)]
+    fn push(&mut self, i: usize, id: usize) {
+        debug_assert!(self.k <= i && i < self.rows.len() - 1 && id < self.kept.len());
+        // SAFETY: `k <= i < count` (k grows at most once per position) and both buffers
+        // hold `count + 1` entries; `id` is a known value's (`id_with` returns at most
+        // the number of values, and a new one is pushed before this call).
+        unsafe {
+            *self.rows.get_unchecked_mut(self.k) = i as u32;
+            *self.row_ids.get_unchecked_mut(self.k) = id as u32;
+            self.k += usize::from(*self.kept.get_unchecked(id));
+        }
+    }
+
+    fn finish(mut self) -> Selected<T> {
+        self.rows.truncate(self.k);
+        self.row_ids.truncate(self.k);
+        Selected {
+            values: self.values,
+            rows: self.rows,
+            ids: self.row_ids,
+            done: self.done,
+        }
     }
 }
 
