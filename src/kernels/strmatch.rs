@@ -514,6 +514,34 @@ fn affix_rows<O: OffsetSizeTrait>(
         }
         return out;
     }
+    // Equality: rows of the needle's length, found eight at a time from the offsets
+    // alone, then tested (`=~ "pdq-connect-agent.exe"` over 10M file names 6.3 -> 2.3
+    // ms). Not for affixes: gathering each row's first bytes (`vpgatherdd`) made
+    // `startswith "level"` 13 -> 20 ms.
+    #[cfg(target_arch = "x86_64")]
+    if !O::IS_LARGE && kind == Affix::Whole && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: `O` is `i32` (not large: arrow's offsets are i32 or i64).
+        let offsets32 =
+            unsafe { std::slice::from_raw_parts(offsets.as_ptr().cast::<i32>(), offsets.len()) };
+        let mut hit = |r: usize| {
+            if data[offsets[r].as_usize()] | fold == probe && row_matches(r) {
+                out.push(r as u32);
+            }
+        };
+        // SAFETY: AVX2 is available (checked above).
+        let done = unsafe { simd::rows_of_length(offsets32, n, &mut hit) };
+        for r in done..offsets.len() - 1 {
+            let (s, e) = (offsets[r].as_usize(), offsets[r + 1].as_usize());
+            if e - s == n && data[s] | fold == probe && row_matches(r) {
+                out.push(r as u32);
+            }
+        }
+        return if negated {
+            complement(&out, offsets.len() - 1)
+        } else {
+            out
+        };
+    }
     let mut s = offsets.first().map_or(0, |o| o.as_usize());
     for (r, o) in offsets.iter().skip(1).enumerate() {
         let e = o.as_usize();
@@ -532,6 +560,42 @@ fn affix_rows<O: OffsetSizeTrait>(
         s = e;
     }
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// Calls `hit(row)` for each row, eight at a time, of `n` bytes; returns the row it
+    /// stopped before (the last rows, fewer than eight, are the caller's).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn rows_of_length(offsets: &[i32], n: usize, hit: &mut impl FnMut(usize)) -> usize {
+        let rows = offsets.len().saturating_sub(1);
+        let Ok(n) = i32::try_from(n) else {
+            return 0;
+        };
+        let want = _mm256_set1_epi32(n);
+        let mut r = 0;
+        while r + 8 <= rows {
+            let p = offsets.as_ptr();
+            // SAFETY: rows r..r+8 exist, so offsets r..r+9 do.
+            let (starts, ends) = unsafe {
+                (
+                    _mm256_loadu_si256(p.add(r) as *const __m256i),
+                    _mm256_loadu_si256(p.add(r + 1) as *const __m256i),
+                )
+            };
+            let lens = _mm256_sub_epi32(ends, starts);
+            let found = _mm256_castsi256_ps(_mm256_cmpeq_epi32(lens, want));
+            let mut bits = _mm256_movemask_ps(found) as u32;
+            while bits != 0 {
+                hit(r + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+            r += 8;
+        }
+        r
+    }
 }
 
 #[cfg(test)]
