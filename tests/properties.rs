@@ -148,11 +148,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
     /// `startswith`, `endswith`, `==`/`=~` with an ASCII needle over every row of a plain
-    /// array (the byte loop, with or without a `k` in the needle, ASCII rows or not)
-    /// select exactly the rows the reference accepts, negated or not.
+    /// array (the byte loop, with or without a `k` in the needle, ASCII rows or not; for
+    /// equality the lengths 32 rows at a time and the rest one by one) or over some of
+    /// its rows (fetched ahead) select exactly the rows the reference accepts, negated
+    /// or not.
     #[test]
     fn affix_rows_match_reference(
-        rows in proptest::collection::vec(mostly_ascii(), 0..40),
+        rows in proptest::collection::vec(mostly_ascii(), 0..120),
+        given in proptest::collection::vec(any::<bool>(), 120),
         needle in proptest::collection::vec(
             proptest::sample::select(vec!['a', 'b', 'A', 'B', 'k', 'K', '.', '1', ' ']),
             0..5,
@@ -184,8 +187,11 @@ proptest! {
                 hit != negated
             })
             .collect();
-        let got = m.select_rows(&StringArray::from(rows.clone()), None);
-        prop_assert_eq!(got, Some(want));
+        let array = StringArray::from(rows.clone());
+        prop_assert_eq!(m.select_rows(&array, None), Some(want.clone()));
+        let some: Vec<u32> = (0..rows.len() as u32).filter(|&r| given[r as usize]).collect();
+        let want_some: Vec<u32> = want.into_iter().filter(|&r| given[r as usize]).collect();
+        prop_assert_eq!(m.select_rows(&array, Some(&some)), Some(want_some));
     }
 }
 

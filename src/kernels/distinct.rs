@@ -4,6 +4,7 @@
 //! after folding) runs once per value, and each row looks its value up by hash.
 //! When the values turn out mostly distinct, the caller finishes the rest another way.
 
+use super::prefetch;
 use arrow::array::{Array, GenericStringArray, OffsetSizeTrait};
 
 /// What a memo pass found: each distinct value's result, and the rows whose value's
@@ -404,20 +405,6 @@ impl<'a, T, const W: usize> Memo<'a, T, W> {
             done: self.done,
         }
     }
-}
-
-/// Asks the CPU to bring the cache line holding `data[at]` closer (a hint: no effect on
-/// results, nothing on other architectures).
-#[inline(always)]
-fn prefetch(data: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = data.get(at) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch reads nothing and cannot fault; `p` points into `data`.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const u8).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, at);
 }
 
 /// Dense ids (0, 1, 2, ... in order of first appearance) for the distinct byte strings
