@@ -152,7 +152,10 @@ pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Resul
         threads,
         prepared: Some(&prepared),
     };
-    plans.iter().map(|p| collect(p, &ctx)).collect()
+    // Each plan's own work on what its filters kept (summaries, sorts, result columns)
+    // runs on the scan threads too (the pack's 55 rules over 10M rows on two threads,
+    // ~2 ms of ~47).
+    pool::parallel_map(plans.len(), threads, |i| collect(plans[i], &ctx))
 }
 
 /// Every filter right above a scan in `plan`, with the columns `needed` of the plan's
