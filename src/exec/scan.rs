@@ -1106,19 +1106,54 @@ impl SharedScan {
     /// The rows any member may keep, as a predicate a reader may apply while decoding:
     /// the shared scanners run on the predicate columns, then each member's raw
     /// predicates. None when some member has none (it keeps every row).
+    ///
+    /// It comes in stages, each decoding its columns only for the rows the one before
+    /// kept (a row group none of them keep is not decoded further): first the string
+    /// predicates on the columns several members read (or a shared scanner does); then
+    /// all the string predicates, which bring in columns a single member reads
+    /// (`FolderPath` for the Level rule, after its `FileName startswith "level"`); then
+    /// everything, time ranges included. Decoding timestamps costs more than the
+    /// dictionary-encoded strings RMM rules test (10M rows: ~0.1 s against ~0.04 s).
     pub fn prefilter(self: &Arc<Self>) -> Option<crate::table::Prefilter> {
         if self.members.iter().any(|m| m.raw.is_empty()) {
             return None;
         }
         let full: Vec<Vec<Raw>> = self.members.iter().map(|m| m.raw.clone()).collect();
-        // First the string predicates alone (a superset of the rows): a time column then
-        // decodes only for the rows they keep. Decoding timestamps costs more than the
-        // dictionary-encoded strings RMM rules test (10M rows: ~0.1 s against ~0.04 s).
         let loose: Vec<Vec<Raw>> = full.iter().map(|raw| without_time(raw)).collect();
+        let mut readers: HashMap<usize, usize> = HashMap::new();
+        for raw in &loose {
+            for c in raw_columns(raw) {
+                *readers.entry(c).or_default() += 1;
+            }
+        }
+        let common = |c: &usize| {
+            readers.get(c).is_some_and(|&n| n > 1) || self.scanners.iter().any(|(s, _)| s == c)
+        };
+        let core: Vec<Vec<Raw>> = loose
+            .iter()
+            .map(|raw| {
+                raw.iter()
+                    .filter(|p| raw_columns(std::slice::from_ref(*p)).iter().all(common))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        // Each stage is worth its own pass when it tests less than the next and every
+        // member has a test in it (else it keeps every row).
         let tests = |r: &[Vec<Raw>]| r.iter().map(Vec::len).sum::<usize>();
-        let first = (tests(&loose) < tests(&full) && loose.iter().all(|raw| !raw.is_empty()))
-            .then(|| Arc::new(self.stage(loose, None)));
-        Some(self.stage(full, first))
+        let mut chain: Option<Arc<crate::table::Prefilter>> = None;
+        let mut next_tests = tests(&full);
+        let mut stages = Vec::new();
+        for stage in [loose, core] {
+            if tests(&stage) < next_tests && stage.iter().all(|raw| !raw.is_empty()) {
+                next_tests = tests(&stage);
+                stages.push(stage);
+            }
+        }
+        for stage in stages.into_iter().rev() {
+            chain = Some(Arc::new(self.stage(stage, chain)));
+        }
+        Some(self.stage(full, chain))
     }
 
     /// One stage of the prefilter: the rows where some member's `raw[i]` all pass.
