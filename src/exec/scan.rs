@@ -1110,16 +1110,31 @@ impl SharedScan {
     /// It comes in stages, each decoding its columns only for the rows the one before
     /// kept (a row group none of them keep is not decoded further): first the string
     /// predicates on the columns several members read (or a shared scanner does); then
-    /// all the string predicates, which bring in columns a single member reads
-    /// (`FolderPath` for the Level rule, after its `FileName startswith "level"`); then
-    /// everything, time ranges included. Decoding timestamps costs more than the
-    /// dictionary-encoded strings RMM rules test (10M rows: ~0.1 s against ~0.04 s).
+    /// all of each member's string predicates, which bring in columns a single member
+    /// reads (`FolderPath` for the Level rule, after its `FileName startswith "level"`).
+    /// A member's time ranges are left to the engine, which applies every member's
+    /// whole filter again to the rows that come back and so decodes their timestamps
+    /// anyway: deciding them here as well decoded the pages holding those rows twice
+    /// (founding rule from Parquet, 10M rows, 1 thread: 79 -> 67.5 ms; the pack 378 ->
+    /// 320 ms). A member with time ranges only (`where Timestamp > ago(1h)`) keeps them
+    /// here, as its last stage: the other columns then decode only for its rows.
     pub fn prefilter(self: &Arc<Self>) -> Option<crate::table::Prefilter> {
         if self.members.iter().any(|m| m.raw.is_empty()) {
             return None;
         }
-        let full: Vec<Vec<Raw>> = self.members.iter().map(|m| m.raw.clone()).collect();
-        let loose: Vec<Vec<Raw>> = full.iter().map(|raw| without_time(raw)).collect();
+        let loose: Vec<Vec<Raw>> = self.members.iter().map(|m| without_time(&m.raw)).collect();
+        let full: Vec<Vec<Raw>> = self
+            .members
+            .iter()
+            .zip(&loose)
+            .map(|(m, l)| {
+                if l.is_empty() {
+                    m.raw.clone()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
         let mut readers: HashMap<usize, usize> = HashMap::new();
         for raw in &loose {
             for c in raw_columns(raw) {

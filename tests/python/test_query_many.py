@@ -118,3 +118,46 @@ def test_more_threads_than_a_pool_holds():
     t = pa.table({"x": pa.array(range(300_000), pa.int64())})
     got = rmmhunt.query("T | where x % 7 == 0 | count", {"T": t}, threads=100_000)
     assert got.to_pylist() == [{"Count": 42858}]
+
+
+def test_time_ranges_from_parquet_equal_in_memory(tmp_path):
+    """From Parquet the reader drops rows while decoding, leaving a member's time range to
+    the engine when the member also tests strings: rows outside the window still never
+    come out, alone or in one pass, and a time-only filter still filters."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    start = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
+    n = 4000
+    companies = ["ConnectWise, Inc.", "Microsoft Corporation", "", "ScreenConnect"]
+    table = pa.table(
+        {
+            # Ten days, out of order within each row group (no pruning by statistics alone).
+            "Timestamp": pa.array(
+                [start + dt.timedelta(minutes=(i * 7919) % (10 * 24 * 60)) for i in range(n)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "ProcessVersionInfoCompanyName": [companies[i % 4] for i in range(n)],
+            "DeviceName": [f"host-{i % 13}" for i in range(n)],
+        }
+    )
+    path = tmp_path / "DeviceProcessEvents.parquet"
+    pq.write_table(table, path, row_group_size=1000, data_page_size=2048)
+    queries = [
+        "DeviceProcessEvents | where Timestamp between (datetime(2024-06-03) .. datetime(2024-06-05))"
+        " | where ProcessVersionInfoCompanyName has_any ('ConnectWise', 'ScreenConnect')"
+        " | summarize Count=count(), First=min(Timestamp) by DeviceName | order by DeviceName",
+        "DeviceProcessEvents | where Timestamp > datetime(2024-06-09) | count",
+        "DeviceProcessEvents | where Timestamp < datetime(2024-06-02) and isempty(ProcessVersionInfoCompanyName)"
+        " | count",
+    ]
+    files = {"DeviceProcessEvents": rmmhunt.read(str(path))}
+    memory = {"DeviceProcessEvents": table}
+    in_memory = [rmmhunt.query(q, memory).to_pylist() for q in queries]
+    assert 0 < in_memory[1][0]["Count"] < n and in_memory[0]
+    for q, want in zip(queries, in_memory, strict=True):
+        assert rmmhunt.query(q, files).to_pylist() == want, q
+    together = rmmhunt.query_many(queries, files)
+    assert [r.to_pylist() for r in together] == in_memory
