@@ -1107,11 +1107,12 @@ impl SharedScan {
     /// the shared scanners run on the predicate columns, then each member's raw
     /// predicates. None when some member has none (it keeps every row).
     ///
-    /// It comes in stages, each decoding its columns only for the rows the one before
-    /// kept (a row group none of them keep is not decoded further): first the string
-    /// predicates on the columns several members read (or a shared scanner does); then
-    /// all of each member's string predicates, which bring in columns a single member
-    /// reads (`FolderPath` for the Level rule, after its `FileName startswith "level"`).
+    /// It comes in two stages, the second decoding its columns only for the rows the
+    /// first kept (a row group the first keeps none of is not decoded further): first
+    /// the string predicates on the columns several members read (or a shared scanner
+    /// does); then all of each member's string predicates, which bring in columns a
+    /// single member reads (`FolderPath` for the Level rule, after its `FileName
+    /// startswith "level"`).
     /// A member's time ranges are left to the engine, which applies every member's
     /// whole filter again to the rows that come back and so decodes their timestamps
     /// anyway: deciding them here as well decoded the pages holding those rows twice
@@ -1122,21 +1123,17 @@ impl SharedScan {
         if self.members.iter().any(|m| m.raw.is_empty()) {
             return None;
         }
-        let loose: Vec<Vec<Raw>> = self.members.iter().map(|m| without_time(&m.raw)).collect();
-        let full: Vec<Vec<Raw>> = self
+        let strings: Vec<Vec<Raw>> = self.members.iter().map(|m| without_time(&m.raw)).collect();
+        // The last stage: each member's string predicates, or its time ranges when it
+        // has nothing else.
+        let last: Vec<Vec<Raw>> = self
             .members
             .iter()
-            .zip(&loose)
-            .map(|(m, l)| {
-                if l.is_empty() {
-                    m.raw.clone()
-                } else {
-                    l.clone()
-                }
-            })
+            .zip(&strings)
+            .map(|(m, s)| if s.is_empty() { &m.raw } else { s }.clone())
             .collect();
         let mut readers: HashMap<usize, usize> = HashMap::new();
-        for raw in &loose {
+        for raw in &strings {
             for c in raw_columns(raw) {
                 *readers.entry(c).or_default() += 1;
             }
@@ -1144,7 +1141,7 @@ impl SharedScan {
         let common = |c: &usize| {
             readers.get(c).is_some_and(|&n| n > 1) || self.scanners.iter().any(|(s, _)| s == c)
         };
-        let core: Vec<Vec<Raw>> = loose
+        let core: Vec<Vec<Raw>> = strings
             .iter()
             .map(|raw| {
                 raw.iter()
@@ -1153,22 +1150,12 @@ impl SharedScan {
                     .collect()
             })
             .collect();
-        // Each stage is worth its own pass when it tests less than the next and every
-        // member has a test in it (else it keeps every row).
+        // The first stage is worth its own pass when it tests less than the last and
+        // every member has a test in it (else it keeps every row).
         let tests = |r: &[Vec<Raw>]| r.iter().map(Vec::len).sum::<usize>();
-        let mut chain: Option<Arc<crate::table::Prefilter>> = None;
-        let mut next_tests = tests(&full);
-        let mut stages = Vec::new();
-        for stage in [loose, core] {
-            if tests(&stage) < next_tests && stage.iter().all(|raw| !raw.is_empty()) {
-                next_tests = tests(&stage);
-                stages.push(stage);
-            }
-        }
-        for stage in stages.into_iter().rev() {
-            chain = Some(Arc::new(self.stage(stage, chain)));
-        }
-        Some(self.stage(full, chain))
+        let first = (tests(&core) < tests(&last) && core.iter().all(|raw| !raw.is_empty()))
+            .then(|| Arc::new(self.stage(core, None)));
+        Some(self.stage(last, first))
     }
 
     /// One stage of the prefilter: the rows where some member's `raw[i]` all pass.
