@@ -506,7 +506,7 @@ fn affix_rows<O: OffsetSizeTrait>(
     let probe = needle.get(at).map_or(0, |b| b | fold);
     let mut out = Vec::new();
     // `== ""`, `isempty`: the lengths decide (32 at a time below when AVX2 is there).
-    if n == 0 && kind == Affix::Whole && !lengths_eight_at_a_time::<O>() {
+    if n == 0 && kind == Affix::Whole && !lengths_by_simd::<O>() {
         for (r, w) in offsets.windows(2).enumerate() {
             if (w[0] == w[1]) != negated {
                 out.push(r as u32);
@@ -521,7 +521,7 @@ fn affix_rows<O: OffsetSizeTrait>(
     // gathering each row's first bytes (`vpgatherdd`) made `startswith "level"` 13 ->
     // 20 ms.
     #[cfg(target_arch = "x86_64")]
-    if kind == Affix::Whole && lengths_eight_at_a_time::<O>() {
+    if kind == Affix::Whole && lengths_by_simd::<O>() {
         // SAFETY: `O` is `i32` (not large: arrow's offsets are i32 or i64).
         let offsets32 =
             unsafe { std::slice::from_raw_parts(offsets.as_ptr().cast::<i32>(), offsets.len()) };
@@ -596,7 +596,7 @@ fn ahead<O: OffsetSizeTrait>(
 }
 
 /// Whether `simd::rows_of_length` runs on these offsets (`i32`, with AVX2).
-fn lengths_eight_at_a_time<O: OffsetSizeTrait>() -> bool {
+fn lengths_by_simd<O: OffsetSizeTrait>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         !O::IS_LARGE && std::is_x86_feature_detected!("avx2")

@@ -137,11 +137,20 @@ pub struct TermScanner {
     ac: AhoCorasick,
     /// Texts that can occur in ASCII rows.
     ascii_texts: usize,
-    /// SIMD fingerprints of the ASCII texts when they are few.
-    pairs: Option<Vec<Pair>>,
-    /// The same texts' three-byte windows, when there are two or more of them, each at
-    /// least three bytes long, and AVX2 is there: one pass finds them all.
-    windows: Option<Windows>,
+    /// How a block of rows is searched for the ASCII texts.
+    pass: BlockPass,
+}
+
+/// The search of a block of rows for the ASCII texts.
+#[derive(Clone, Debug)]
+enum BlockPass {
+    /// Two to six texts, each at least three bytes long, with AVX2: one pass by their
+    /// three-byte windows finds them all.
+    Windows(Windows),
+    /// Other texts up to six: each one's SIMD fingerprint, a pass each.
+    Pairs(Vec<Pair>),
+    /// More texts: the automaton over a lower-cased copy.
+    Automaton,
 }
 
 /// Up to eight ASCII texts, each found by its rarest window of three bytes: per window
@@ -274,16 +283,20 @@ impl TermScanner {
             .build(&texts)
             .ok()?;
         // The one rule `matches_each_value` tells others.
-        let pairs = (ascii_texts <= MAX_PAIR_NEEDLES).then(|| {
-            texts[..ascii_texts]
-                .iter()
-                .enumerate()
-                .map(|(i, t)| fingerprint(i, t.as_bytes(), cs))
-                .collect()
-        });
-        let windows = pairs
-            .as_ref()
-            .and_then(|_| Windows::new(&texts[..ascii_texts], cs));
+        let ascii = &texts[..ascii_texts];
+        let pass = if ascii_texts > MAX_PAIR_NEEDLES {
+            BlockPass::Automaton
+        } else if let Some(w) = Windows::new(ascii, cs) {
+            BlockPass::Windows(w)
+        } else {
+            BlockPass::Pairs(
+                ascii
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| fingerprint(i, t.as_bytes(), cs))
+                    .collect(),
+            )
+        };
         Some(TermScanner {
             cs,
             texts,
@@ -291,8 +304,7 @@ impl TermScanner {
             text_keys,
             ac,
             ascii_texts,
-            pairs,
-            windows,
+            pass,
         })
     }
 
@@ -381,7 +393,7 @@ impl TermScanner {
         const PROBE_ROWS: usize = 4096;
         let n = a.len();
         let mut from = 0;
-        if self.pairs.is_some() {
+        if !matches!(self.pass, BlockPass::Automaton) {
             let probe = n.min(PROBE_ROWS);
             self.scan_buffer(a, 0, probe, out);
             if out.len() * 4 < probe || probe == n {
@@ -519,9 +531,9 @@ impl TermScanner {
                         }
                     }
                 };
-                match (&self.windows, &self.pairs) {
+                match &self.pass {
                     #[cfg(target_arch = "x86_64")]
-                    (Some(w), _) => {
+                    BlockPass::Windows(w) => {
                         let mut candidate = |pos: usize, bits: u8| {
                             let mut bits = bits;
                             while bits != 0 {
@@ -541,7 +553,7 @@ impl TermScanner {
                             candidate(pos, u8::MAX >> (8 - w.texts.len()));
                         }
                     }
-                    (_, Some(pairs)) => {
+                    BlockPass::Pairs(pairs) => {
                         for p in pairs {
                             let len = self.texts[p.text].len();
                             if block.len() >= len {
@@ -556,6 +568,7 @@ impl TermScanner {
                         }
                     }
                     _ => {
+                        // The automaton (and, off x86_64, where no `Windows` exist).
                         let hay: &[u8] = if self.cs {
                             block
                         } else {
