@@ -1,5 +1,6 @@
 //! Kusto's scalar rules, one function each, shared by every execution path.
 
+pub mod dictionary;
 pub mod distinct;
 pub mod strmatch;
 pub mod terms;

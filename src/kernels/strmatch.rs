@@ -16,11 +16,11 @@ use arrow::array::{
     downcast_dictionary_array, Array, AsArray, BooleanArray, DictionaryArray, GenericStringArray,
     OffsetSizeTrait,
 };
-use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
+use arrow::datatypes::{ArrowDictionaryKeyType, DataType};
 
-use super::distinct;
 use super::terms::{self, TermMatch};
 use super::termscan::{complement, KeyRows, TermScanner};
+use super::{dictionary, distinct};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -325,25 +325,7 @@ impl Matcher {
         ) -> Result<Vec<u32>> {
             let answers = m.eval_array(d.values().as_ref())?;
             let hit: Vec<bool> = (0..answers.len()).map(|i| answers.value(i)).collect();
-            let empty = m.matches("");
-            let keys = d.keys();
-            let nulls = keys.logical_nulls().filter(|n| n.null_count() > 0);
-            let keys = keys.values();
-            let keep = |r: usize| {
-                if nulls.as_ref().is_some_and(|n| n.is_null(r)) {
-                    empty
-                } else {
-                    keys[r]
-                        .to_usize()
-                        .and_then(|k| hit.get(k))
-                        .copied()
-                        .unwrap_or(empty)
-                }
-            };
-            Ok(match rows {
-                Some(rows) => rows.iter().copied().filter(|&r| keep(r as usize)).collect(),
-                None => (0..d.len() as u32).filter(|&r| keep(r as usize)).collect(),
-            })
+            Ok(dictionary::rows_where(d, &hit, m.matches(""), rows))
         }
         if a.as_any_dictionary().values().is_empty() {
             return None;

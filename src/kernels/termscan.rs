@@ -22,8 +22,10 @@
 //!   term character just outside an alphanumeric needle edge breaks it).
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use arrow::array::{Array, AsArray, GenericStringArray, OffsetSizeTrait};
-use arrow::datatypes::DataType;
+use arrow::array::{
+    downcast_dictionary_array, Array, AsArray, DictionaryArray, GenericStringArray, OffsetSizeTrait,
+};
+use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
 
 use super::distinct;
 use super::terms::{self, TermMatch};
@@ -328,26 +330,11 @@ impl TermScanner {
                 }
             }
             DataType::Dictionary(_, _) => {
-                let d = a.as_any_dictionary();
-                let values = self.scan(d.values().as_ref())?;
-                let mut per_value: Vec<(usize, usize)> = vec![(0, 0); d.values().len()];
-                let mut i = 0;
-                while i < values.pairs.len() {
-                    let v = values.pairs[i].0 as usize;
-                    let start = i;
-                    while i < values.pairs.len() && values.pairs[i].0 as usize == v {
-                        i += 1;
-                    }
-                    per_value[v] = (start, i);
-                }
-                let nulls = d.keys().logical_nulls();
-                for (row, &k) in d.normalized_keys().iter().enumerate() {
-                    if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                        continue;
-                    }
-                    let (s, e) = per_value.get(k).copied().unwrap_or((0, 0));
-                    pairs.extend(values.pairs[s..e].iter().map(|&(_, key)| (row as u32, key)));
-                }
+                let values = self.scan(a.as_any_dictionary().values().as_ref())?;
+                downcast_dictionary_array!(
+                    a => dictionary_pairs(a, &values.pairs, &mut pairs),
+                    dt => return Err(Error::internal(format!("term scan on {dt}")))
+                );
             }
             DataType::Null => {}
             dt => return Err(Error::internal(format!("term scan on {dt}"))),
@@ -844,6 +831,34 @@ mod simd {
             s += 16;
         }
         s
+    }
+}
+
+/// A dictionary array's (row, key) pairs from its values' pairs (sorted by value): the
+/// rows whose value holds any key, found by `dictionary::rows_where` (no row is read
+/// when no value does), each given its value's keys. Null rows read as "", which holds
+/// no term.
+fn dictionary_pairs<K: ArrowDictionaryKeyType>(
+    d: &DictionaryArray<K>,
+    value_pairs: &[(u32, u32)],
+    out: &mut Vec<(u32, u32)>,
+) {
+    let n = d.values().len();
+    let mut per_value: Vec<(usize, usize)> = vec![(0, 0); n];
+    let mut i = 0;
+    while i < value_pairs.len() {
+        let v = value_pairs[i].0 as usize;
+        let start = i;
+        while i < value_pairs.len() && value_pairs[i].0 as usize == v {
+            i += 1;
+        }
+        per_value[v] = (start, i);
+    }
+    let held: Vec<bool> = per_value.iter().map(|&(s, e)| e > s).collect();
+    let keys = d.keys().values();
+    for row in super::dictionary::rows_where(d, &held, false, None) {
+        let (s, e) = per_value[keys[row as usize].as_usize()];
+        out.extend(value_pairs[s..e].iter().map(|&(_, key)| (row, key)));
     }
 }
 

@@ -1,0 +1,145 @@
+//! Rows of a dictionary-encoded array picked by their values' answers: the last step of
+//! every predicate on dictionary strings (each distinct value is matched once by the
+//! caller, then each row reads its key's answer). Callers: `strmatch` (a predicate's
+//! kept rows) and `termscan` (the rows whose value holds a needle).
+
+use arrow::array::{Array, DictionaryArray};
+use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType};
+
+/// Rows per step of the key loop: one word of answers, then its set bits.
+const STEP: usize = 64;
+
+/// The rows (all, or those of `rows`, in order) whose value's answer is true:
+/// `answers[k]` for a row with key `k`, `null` for a null row. A key past the values
+/// (only a null row may hold one) reads as false.
+///
+/// Nothing is read per row when no answer can be true (the common case for a hunt's
+/// needles against one batch's values), and every row when all are; otherwise keys are
+/// read 64 at a time into a word of answers without a branch a row, and only the set
+/// bits are written. The loop reads keys at ~11 GB/s (int32 keys: ~45 us per 128K-row
+/// morsel; comparing keys with the few values held instead of looking them up gained
+/// nothing), so a pack over 10M dictionary rows spends ~17 ms here in ~5 passes a morsel.
+pub fn rows_where<K: ArrowDictionaryKeyType>(
+    d: &DictionaryArray<K>,
+    answers: &[bool],
+    null: bool,
+    rows: Option<&[u32]>,
+) -> Vec<u32> {
+    let nulls = d.keys().logical_nulls().filter(|n| n.null_count() > 0);
+    let any = answers.iter().any(|&a| a) || null && nulls.is_some();
+    let all = answers.iter().all(|&a| a) && (null || nulls.is_none());
+    if !any {
+        return Vec::new();
+    }
+    if all {
+        return rows.map_or_else(|| (0..d.len() as u32).collect(), <[u32]>::to_vec);
+    }
+    // One entry past the values: out-of-range keys (of null rows) read as false.
+    let mut table: Vec<u64> = answers.iter().map(|&a| u64::from(a)).collect();
+    table.push(0);
+    let last = answers.len();
+    let keys = d.keys().values();
+    let answer = |r: usize| -> u64 {
+        let k = keys[r].as_usize().min(last);
+        match &nulls {
+            Some(n) if n.is_null(r) => u64::from(null),
+            _ => table[k],
+        }
+    };
+    let mut out = Vec::new();
+    match rows {
+        Some(rows) => out.extend(rows.iter().copied().filter(|&r| answer(r as usize) != 0)),
+        None if nulls.is_some() => {
+            out.extend((0..d.len() as u32).filter(|&r| answer(r as usize) != 0))
+        }
+        None => {
+            for (c, chunk) in keys.chunks(STEP).enumerate() {
+                let mut word = 0u64;
+                for (j, k) in chunk.iter().enumerate() {
+                    word |= table[k.as_usize().min(last)] << j;
+                }
+                while word != 0 {
+                    out.push((c * STEP) as u32 + word.trailing_zeros());
+                    word &= word - 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int8Array, StringArray};
+    use arrow::datatypes::{Int32Type, Int8Type};
+    use std::sync::Arc;
+
+    /// The rows a plain loop over (key, answer) picks, for every shortcut: no answer
+    /// true, all true, some (across several 64-row steps and a partial last one), nulls
+    /// reading `null`, and a given row subset.
+    #[test]
+    fn rows_match_a_plain_loop() {
+        let values = Arc::new(StringArray::from(vec!["a", "b", "c"]));
+        let keys: Vec<Option<i32>> = (0..200)
+            .map(|i| (i % 7 != 3).then_some((i * 5 % 3) as i32))
+            .collect();
+        let with_nulls =
+            DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys.clone()), values.clone())
+                .unwrap();
+        let plain_keys: Vec<i32> = keys.iter().map(|k| k.unwrap_or(1)).collect();
+        let no_nulls =
+            DictionaryArray::<Int32Type>::try_new(Int32Array::from(plain_keys), values.clone())
+                .unwrap();
+        let subset: Vec<u32> = (0..200).filter(|r| r % 3 != 1).collect();
+        for d in [&with_nulls, &no_nulls] {
+            for answers in [
+                [false; 3],
+                [true; 3],
+                [true, false, false],
+                [false, true, true],
+            ] {
+                for null in [false, true] {
+                    for rows in [None, Some(subset.as_slice())] {
+                        let expect: Vec<u32> = rows
+                            .map_or_else(|| (0..200).collect(), <[u32]>::to_vec)
+                            .into_iter()
+                            .filter(|&r| {
+                                let r = r as usize;
+                                if d.is_null(r) {
+                                    null
+                                } else {
+                                    answers[d.keys().value(r) as usize]
+                                }
+                            })
+                            .collect();
+                        assert_eq!(
+                            rows_where(d, &answers, null, rows),
+                            expect,
+                            "{answers:?} null={null} subset={}",
+                            rows.is_some()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A null row's key may point past the values (Arrow leaves it unspecified).
+    #[test]
+    fn null_rows_with_wild_keys() {
+        let keys = Int8Array::from(vec![Some(0), None, Some(1)]);
+        let d =
+            DictionaryArray::<Int8Type>::try_new(keys, Arc::new(StringArray::from(vec!["x", "y"])))
+                .unwrap();
+        let (keys, values) = (d.keys().clone(), d.values().clone());
+        let mut raw = keys.values().to_vec();
+        raw[1] = 100;
+        let wild = DictionaryArray::<Int8Type>::new(
+            Int8Array::new(raw.into(), keys.nulls().cloned()),
+            values,
+        );
+        assert_eq!(rows_where(&wild, &[false, true], false, None), vec![2]);
+        assert_eq!(rows_where(&wild, &[false, true], true, None), vec![1, 2]);
+    }
+}
