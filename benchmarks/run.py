@@ -1196,95 +1196,97 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rmmhunt-bench-") as tmp:
         for case in cases:
             case_specs = specs if case.startswith("pack") else founding
-            for th in threads:
-                for engine in ENGINES[case]:
-                    if engine == "rmmhunt-hunt" and not has_hunt:
-                        continue
-                    # The pack's peers take tens of seconds a run; rmmhunt's 0.1 s runs get the
-                    # full count (three of them left its two-thread ratio at the mercy of one).
-                    slow = case.startswith("pack") and not engine.startswith("rmmhunt")
-                    repeat = pack_repeat if slow else args.repeat
-                    task = {
-                        "engine": engine,
-                        "case": case,
-                        "source": "parquet" if case.endswith("parquet") else "memory",
-                        "threads": th,
-                        "repeat": repeat,
-                        "rules": case_specs,
-                        "now_us": now_us,
-                        "parquet": data["parquet"],
-                        "ipc": data["ipc"],
-                        "result_file": str(Path(tmp) / f"{case}-{engine}-{th}.json"),
-                    }
-                    task_file = Path(tmp) / f"{case}-{engine}-{th}.task.json"
-                    task_file.write_text(json.dumps(task))
-                    log(f"[{case} | {th} thread{'s' if th > 1 else ''} | {engine}] {repeat}x ...")
-                    code, rss_kb, wall = spawn(
-                        [sys.executable, __file__, "--_worker", str(task_file)], child_env(th), args.timeout
-                    )
-                    run: dict[str, Any] = {
-                        "case": case,
-                        "engine": engine,
-                        "threads": th,
-                        "rules": len(case_specs),
-                        "repeat": repeat,
-                        "what": ENGINE_NOTES[engine],
-                        "wall_s": round(wall, 2),
-                        "peak_rss_mb": round(rss_kb / 1024),
-                    }
-                    rf = Path(task["result_file"])
-                    if code != 0 or not rf.exists():
-                        run.update(check="ERROR", error=f"exit code {code}")
-                        failures.append(f"{case} {engine} {th} threads: the run failed (exit {code})")
-                        runs.append(run)
-                        continue
-                    out = json.loads(rf.read_text())
-                    results = out.pop("results")
-                    times = out.pop("times")
-                    run.update(out)
-                    run.update(
-                        times_s=[round(t, 5) for t in times],
-                        median_s=statistics.median(times),
-                        min_s=min(times),
-                        rss_baseline_mb=round(out["rss_baseline_kb"] / 1024),
-                        rss_over_baseline_mb=round((rss_kb - out["rss_baseline_kb"]) / 1024),
-                        groups=sum(len(v) for v in results.values()),
-                        matched_rows=sum(r[-2] for v in results.values() for r in v),
-                    )
-                    run.pop("rss_baseline_kb", None)
-                    log(
-                        f"    median {fmt_s(run['median_s'])} s, peak RSS {run['peak_rss_mb']} MB, "
-                        f"{run['groups']} groups / {run['matched_rows']} rows matched"
-                    )
-                    if engine == "rmmhunt" and case not in refs:
-                        refs[case] = results
-                        run["check"] = "reference"
-                        if run["groups"] == 0:
-                            failures.append(f"{case}: rmmhunt found nothing; the checks would be vacuous")
-                    elif case not in refs:
-                        run["check"] = "no reference"
-                        failures.append(f"{case} {engine}: no rmmhunt reference to check against")
-                    else:
-                        problems = compare(refs[case], results, case_specs)
-                        ok = not problems
-                        run["check"] = "identical" if ok else "DIFFERENT"
-                        checks.append(
-                            {
-                                "case": case,
-                                "engine": engine,
-                                "threads": th,
-                                "ok": ok,
-                                "rules": len(case_specs),
-                                "groups": run["groups"],
-                                "problems": problems[:20],
-                            }
-                        )
-                        if not ok:
-                            failures.append(f"{case} {engine} {th} threads: results differ from rmmhunt")
-                            log("    RESULTS DIFFER FROM RMMHUNT:")
-                            for prob in problems[:10]:
-                                log("      " + prob.replace("\n", "\n      "))
+            # An engine's thread counts back to back: its speed-up compares runs a few
+            # seconds apart, not minutes (the peers' runs between them once left the
+            # machine in another state, and rmmhunt's two-thread ratio with it).
+            for engine, th in ((e, t) for e in ENGINES[case] for t in threads):
+                if engine == "rmmhunt-hunt" and not has_hunt:
+                    continue
+                # The pack's peers take tens of seconds a run; rmmhunt's 0.1 s runs get the
+                # full count (three of them left its two-thread ratio at the mercy of one).
+                slow = case.startswith("pack") and not engine.startswith("rmmhunt")
+                repeat = pack_repeat if slow else args.repeat
+                task = {
+                    "engine": engine,
+                    "case": case,
+                    "source": "parquet" if case.endswith("parquet") else "memory",
+                    "threads": th,
+                    "repeat": repeat,
+                    "rules": case_specs,
+                    "now_us": now_us,
+                    "parquet": data["parquet"],
+                    "ipc": data["ipc"],
+                    "result_file": str(Path(tmp) / f"{case}-{engine}-{th}.json"),
+                }
+                task_file = Path(tmp) / f"{case}-{engine}-{th}.task.json"
+                task_file.write_text(json.dumps(task))
+                log(f"[{case} | {th} thread{'s' if th > 1 else ''} | {engine}] {repeat}x ...")
+                code, rss_kb, wall = spawn(
+                    [sys.executable, __file__, "--_worker", str(task_file)], child_env(th), args.timeout
+                )
+                run: dict[str, Any] = {
+                    "case": case,
+                    "engine": engine,
+                    "threads": th,
+                    "rules": len(case_specs),
+                    "repeat": repeat,
+                    "what": ENGINE_NOTES[engine],
+                    "wall_s": round(wall, 2),
+                    "peak_rss_mb": round(rss_kb / 1024),
+                }
+                rf = Path(task["result_file"])
+                if code != 0 or not rf.exists():
+                    run.update(check="ERROR", error=f"exit code {code}")
+                    failures.append(f"{case} {engine} {th} threads: the run failed (exit {code})")
                     runs.append(run)
+                    continue
+                out = json.loads(rf.read_text())
+                results = out.pop("results")
+                times = out.pop("times")
+                run.update(out)
+                run.update(
+                    times_s=[round(t, 5) for t in times],
+                    median_s=statistics.median(times),
+                    min_s=min(times),
+                    rss_baseline_mb=round(out["rss_baseline_kb"] / 1024),
+                    rss_over_baseline_mb=round((rss_kb - out["rss_baseline_kb"]) / 1024),
+                    groups=sum(len(v) for v in results.values()),
+                    matched_rows=sum(r[-2] for v in results.values() for r in v),
+                )
+                run.pop("rss_baseline_kb", None)
+                log(
+                    f"    median {fmt_s(run['median_s'])} s, peak RSS {run['peak_rss_mb']} MB, "
+                    f"{run['groups']} groups / {run['matched_rows']} rows matched"
+                )
+                if engine == "rmmhunt" and case not in refs:
+                    refs[case] = results
+                    run["check"] = "reference"
+                    if run["groups"] == 0:
+                        failures.append(f"{case}: rmmhunt found nothing; the checks would be vacuous")
+                elif case not in refs:
+                    run["check"] = "no reference"
+                    failures.append(f"{case} {engine}: no rmmhunt reference to check against")
+                else:
+                    problems = compare(refs[case], results, case_specs)
+                    ok = not problems
+                    run["check"] = "identical" if ok else "DIFFERENT"
+                    checks.append(
+                        {
+                            "case": case,
+                            "engine": engine,
+                            "threads": th,
+                            "ok": ok,
+                            "rules": len(case_specs),
+                            "groups": run["groups"],
+                            "problems": problems[:20],
+                        }
+                    )
+                    if not ok:
+                        failures.append(f"{case} {engine} {th} threads: results differ from rmmhunt")
+                        log("    RESULTS DIFFER FROM RMMHUNT:")
+                        for prob in problems[:10]:
+                            log("      " + prob.replace("\n", "\n      "))
+                runs.append(run)
 
     for r in runs:
         ref = next(
