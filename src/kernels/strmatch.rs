@@ -13,14 +13,15 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    downcast_dictionary_array, Array, AsArray, BooleanArray, DictionaryArray, GenericStringArray,
-    OffsetSizeTrait,
+    downcast_dictionary_array, Array, ArrayRef, AsArray, BooleanArray, DictionaryArray,
+    GenericStringArray, OffsetSizeTrait,
 };
 use arrow::datatypes::{ArrowDictionaryKeyType, DataType};
 
+use super::dictionary::{self, PerValues};
+use super::distinct;
 use super::terms::{self, TermMatch};
 use super::termscan::{complement, KeyRows, TermScanner};
-use super::{dictionary, distinct};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -55,6 +56,8 @@ pub struct Matcher {
     pub negated: bool,
     /// The buffer scanner of a term kind, built on first use.
     scanner: OnceLock<Option<Arc<TermScanner>>>,
+    /// The answer for each value of a dictionary, for the batches sharing it.
+    per_values: PerValues<Vec<bool>>,
 }
 
 /// How `eval_array` ran, for `explain()` and tests.
@@ -86,6 +89,7 @@ impl Matcher {
             cs,
             negated,
             scanner: OnceLock::new(),
+            per_values: PerValues::default(),
         }
     }
 
@@ -315,6 +319,14 @@ impl Matcher {
         }
     }
 
+    /// The predicate on each value of a dictionary, kept for the batches sharing it.
+    fn value_answers(&self, values: &ArrayRef) -> Result<Arc<Vec<bool>>> {
+        self.per_values.get(values, |v| {
+            let a = self.eval_array(v)?;
+            Ok((0..a.len()).map(|i| a.value(i)).collect())
+        })
+    }
+
     /// `select_rows` on a dictionary array, for any predicate: each dictionary value is
     /// matched once, then each row reads its key's answer (no per-row boolean array).
     fn select_dictionary_rows(&self, a: &dyn Array, rows: Option<&[u32]>) -> Option<Vec<u32>> {
@@ -323,8 +335,7 @@ impl Matcher {
             d: &DictionaryArray<K>,
             rows: Option<&[u32]>,
         ) -> Result<Vec<u32>> {
-            let answers = m.eval_array(d.values().as_ref())?;
-            let hit: Vec<bool> = (0..answers.len()).map(|i| answers.value(i)).collect();
+            let hit = m.value_answers(d.values())?;
             Ok(dictionary::rows_where(d, &hit, m.matches(""), rows))
         }
         if a.as_any_dictionary().values().is_empty() {
@@ -357,7 +368,7 @@ impl Matcher {
                     // Every key is null: every row reads as "".
                     return Ok(BooleanArray::from(vec![empty; a.len()]));
                 }
-                let values = self.eval_array(d.values().as_ref())?;
+                let values = self.value_answers(d.values())?;
                 let keys = d.normalized_keys();
                 let nulls = d.keys().logical_nulls();
                 let out: BooleanArray = keys
@@ -367,7 +378,7 @@ impl Matcher {
                         Some(if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                             empty
                         } else {
-                            values.value(k)
+                            values.get(k).copied().unwrap_or(empty)
                         })
                     })
                     .collect();

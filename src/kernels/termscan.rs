@@ -27,6 +27,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
 
+use super::dictionary::PerValues;
 use super::distinct;
 use super::terms::{self, TermMatch};
 use crate::error::{Error, Result};
@@ -141,6 +142,8 @@ pub struct TermScanner {
     ascii_texts: usize,
     /// How a block of rows is searched for the ASCII texts.
     pass: BlockPass,
+    /// The hits in each dictionary's values, for the batches sharing it.
+    per_values: PerValues<Hits>,
 }
 
 /// The search of a block of rows for the ASCII texts.
@@ -307,6 +310,7 @@ impl TermScanner {
             ac,
             ascii_texts,
             pass,
+            per_values: PerValues::default(),
         })
     }
 
@@ -330,7 +334,9 @@ impl TermScanner {
                 }
             }
             DataType::Dictionary(_, _) => {
-                let values = self.scan(a.as_any_dictionary().values().as_ref())?;
+                let values = self
+                    .per_values
+                    .get(a.as_any_dictionary().values(), |v| self.scan(v))?;
                 downcast_dictionary_array!(
                     a => dictionary_pairs(a, &values.pairs, &mut pairs),
                     dt => return Err(Error::internal(format!("term scan on {dt}")))

@@ -56,6 +56,56 @@ def test_pack_from_parquet_in_one_pass_equals_in_memory(tables, tmp_path):
         assert got.to_pylist() == want.to_pylist(), q
 
 
+def test_dictionary_answers_follow_each_row_group(tmp_path):
+    """From Parquet, string columns come back as dictionaries, each 8,192-row batch with a
+    values array over its row group's dictionary; a predicate's answers per dictionary are
+    kept for the batches that share it. Three row groups of 20,000 rows list the same
+    company names in different orders (a key means another name in each), and one has a
+    name the others lack: every query over the file equals the same query in memory, on
+    one thread and on two."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = ["AnyDesk Software GmbH", "TeamViewer", "Atera Networks", "Microsoft Corporation"]
+    groups = []
+    for g in range(3):
+        order = names[g:] + names[:g] + (["ScreenConnect Software"] if g == 1 else [])
+        groups.append([order[(i * 7 + i // 13) % len(order)] for i in range(20_000)])
+    company = [c for grp in groups for c in grp]
+    start = pa.scalar(1_717_200_000_000_000, pa.timestamp("us", tz="UTC")).value
+    table = pa.table(
+        {
+            "Timestamp": pa.array(
+                [start + i * 1_000_000 for i in range(len(company))], pa.timestamp("us", tz="UTC")
+            ),
+            "ProcessVersionInfoCompanyName": company,
+            "DeviceName": [f"wks-{i % 5}" for i in range(len(company))],
+        }
+    )
+    path = tmp_path / "DeviceProcessEvents.parquet"
+    pq.write_table(table, path, row_group_size=20_000)
+    queries = [
+        "DeviceProcessEvents | where ProcessVersionInfoCompanyName has 'anydesk' | count",
+        "DeviceProcessEvents | where ProcessVersionInfoCompanyName startswith 'team' | count",
+        "DeviceProcessEvents | where ProcessVersionInfoCompanyName == 'Atera Networks' | count",
+        "DeviceProcessEvents | where ProcessVersionInfoCompanyName has_any ('ScreenConnect', "
+        "'TeamViewer', 'Atera') | summarize count() by ProcessVersionInfoCompanyName, DeviceName",
+    ]
+    memory = {"DeviceProcessEvents": table}
+    for threads in (1, 2):
+        want = [r.to_pylist() for r in rmmhunt.query_many(queries, memory, threads=threads)]
+        file = {"DeviceProcessEvents": rmmhunt.read(str(path), table="DeviceProcessEvents")}
+        got = [r.to_pylist() for r in rmmhunt.query_many(queries, file, threads=threads)]
+        alone = [
+            rmmhunt.query(q, {"DeviceProcessEvents": rmmhunt.read(str(path))}, threads=threads)
+            for q in queries
+        ]
+        assert got == want
+        assert [r.to_pylist() for r in alone] == want
+    assert want[0] == [{"Count": sum(c.startswith("AnyDesk") for c in company)}]
+    assert want[2] == [{"Count": company.count("Atera Networks")}]
+
+
 def test_errors_stay_with_their_query(tables):
     now = sample.bundled_now()
     good = "DeviceProcessEvents | where FileName has 'AnyDesk' | count"
