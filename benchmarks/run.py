@@ -858,6 +858,12 @@ def child_env(threads: int) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(PY_SRC), *filter(None, [env.get("PYTHONPATH")])])
     env["RMMHUNT_THREADS"] = str(threads)
     env["POLARS_MAX_THREADS"] = str(threads)
+    # numpy's OpenBLAS starts a thread per core that spins after use; in the worker, after
+    # the first repetition's results were normalized, they took CPU from a two-thread run
+    # (rmmhunt's pack: 0.065-0.078 s a repetition against 0.052-0.057 s with one BLAS
+    # thread). No engine here uses BLAS.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
