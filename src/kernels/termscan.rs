@@ -27,7 +27,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{ArrowDictionaryKeyType, ArrowNativeType, DataType};
 
-use super::dictionary::PerValues;
+use super::dictionary::{self, PerValues};
 use super::distinct;
 use super::terms::{self, TermMatch};
 use crate::error::{Error, Result};
@@ -862,7 +862,7 @@ fn dictionary_pairs<K: ArrowDictionaryKeyType>(
     }
     let held: Vec<bool> = per_value.iter().map(|&(s, e)| e > s).collect();
     let keys = d.keys().values();
-    for row in super::dictionary::rows_where(d, &held, false, None) {
+    for row in dictionary::rows_where(d, &held, false, None) {
         let (s, e) = per_value[keys[row as usize].as_usize()];
         out.extend(value_pairs[s..e].iter().map(|&(_, key)| (row, key)));
     }
