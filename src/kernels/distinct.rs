@@ -237,9 +237,29 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
             counts[id] += 1;
         }
         let mut i = probe;
-        let top = (0..counts.len()).max_by_key(|&id| counts[id]);
-        if let Some(top) = top.filter(|&t| counts[t] as usize * 10 >= probe * 5 && m.ids.fixed(t)) {
-            i = popular_blocks::<O, T, W, SIMD>(&mut m, spans, i, count, top, &mut |m, j| {
+        let mut by_count: Vec<usize> = (0..counts.len()).collect();
+        by_count.sort_by_key(|&id| std::cmp::Reverse(counts[id]));
+        if let Some(&top) = by_count
+            .first()
+            .filter(|&&t| counts[t] as usize * 10 >= probe * 5 && m.ids.fixed(t))
+        {
+            // With it, the other values of the first rows, most frequent first: one per
+            // length, and kept only if the first is (the rows of values not kept are
+            // not written).
+            let mut tops = vec![top];
+            for &t in &by_count[1..] {
+                if tops.len() == POPULAR_VALUES {
+                    break;
+                }
+                let len = m.ids.spans[t].1;
+                if m.ids.fixed(t)
+                    && (m.kept[top] || !m.kept[t])
+                    && tops.iter().all(|&o| m.ids.spans[o].1 != len)
+                {
+                    tops.push(t);
+                }
+            }
+            i = popular_blocks::<O, T, W, SIMD>(&mut m, spans, i, count, &tops, &mut |m, j| {
                 new_value(m, from + j)
             });
             if m.done < count {
@@ -283,44 +303,44 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
 const POPULAR_PROBE: usize = 1024;
 /// Rows per block of the popular-value loop.
 const POPULAR_BLOCK: usize = 256;
+/// The most values the popular-value loop compares rows with (each row with the one of
+/// its length only, so more values cost it nothing a row).
+const POPULAR_VALUES: usize = 32;
 
 /// The memo loop over `spans` (offsets of the rows visited) from position `start`,
-/// blocks of rows at a time, for a column where one value (`top`, read as fixed words)
-/// holds at least half the rows (telemetry is skewed: "Microsoft Corporation" is 78%
-/// of the benchmark's company names, the OS's own product name 64% of its product
-/// names). A first pass compares each row with that value (`Pattern`: its words and
-/// mask in registers, no branch) and lists the others; the table is probed for those
-/// only; the block's rows are then written in order (only the others' when the popular
-/// value is not kept). 10M rows, 1 thread: company names 38.5 -> 27.6 ms, product
-/// names 41.6 -> 38.7 ms. Returns the position it stopped at (`m.done` set when the
-/// values ran out); the caller finishes the last rows.
+/// blocks of rows at a time, for a column where one value (`tops[0]`, read as fixed
+/// words) holds at least half the rows (telemetry is skewed: "Microsoft Corporation" is
+/// 78% of the benchmark's company names, the OS's own product name 64% of its product
+/// names). A first pass (`Popular::classify`) compares each row with the value of
+/// `tops` of the row's length, no branch, and lists the rows that are none of them; the
+/// table is probed for those only; the block's rows are then written in order (only
+/// the others' when no value of `tops` is kept). 10M rows, 1 thread: company names
+/// 38.5 -> 27.6 ms with the first value alone, -> 18 ms with every value of the first
+/// rows, one per length (the others fall from 22% of the rows to 3%); product names
+/// 41.6 -> 38.7 -> 25 ms (a `has_any` of ten needles, `benchmarks/`' data). Returns the
+/// position it stopped at (`m.done` set when the values ran out); the caller finishes
+/// the last rows.
 #[inline(always)]
 fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     m: &mut Memo<'_, T, W>,
     spans: &[O],
     start: usize,
     count: usize,
-    top: usize,
+    tops: &[usize],
     new_value: &mut impl FnMut(&mut Memo<'_, T, W>, usize) -> bool,
 ) -> usize {
     // Rows whose fixed words lie inside the buffer (offsets only grow).
     let data_len = m.ids.data.len();
     let safe = spans[..count].partition_point(|o| o.as_usize() + 8 * W <= data_len);
-    let top_kept = m.kept[top];
-    let pattern = m.ids.pattern(top);
+    let top_kept = m.kept[tops[0]];
+    let popular = m.ids.popular(tops);
     let data = m.ids.data;
-    let mut ids = [top as u32; POPULAR_BLOCK];
+    let mut ids = [0u32; POPULAR_BLOCK];
     let mut others = [0u16; POPULAR_BLOCK];
     let mut i = start;
     while i + POPULAR_BLOCK <= safe {
         let block = &spans[i..=i + POPULAR_BLOCK];
-        let mut n = 0;
-        for (j, w) in block.windows(2).enumerate() {
-            let is_top = pattern.matches::<SIMD>(data, w[0].as_usize(), w[1].as_usize());
-            others[n] = j as u16;
-            n += usize::from(!is_top);
-        }
-        ids.fill(top as u32);
+        let n = popular.classify::<O, SIMD>(data, block, &mut ids, &mut others);
         for &j in &others[..n] {
             let j = usize::from(j);
             let id = m
@@ -330,7 +350,7 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
             if id == m.values.len() && new_value(m, i + j) {
                 // The values ran out at this row: the rows up to it, as the plain loop.
                 for (q, &id) in ids[..=j].iter().enumerate() {
-                    if top_kept || id as usize != top {
+                    if top_kept || !tops.contains(&(id as usize)) {
                         m.push(i + q, id as usize);
                     }
                 }
@@ -455,34 +475,106 @@ struct ValueIds<'a, const W: usize> {
     spans: Vec<(usize, usize)>,
 }
 
-/// A value that rows are compared with, whole: its words, the mask of its length, and
-/// its length (the loop over rows keeps them in registers).
-struct Pattern<const W: usize> {
-    words: Words<W>,
-    mask: Words<W>,
-    len: usize,
+/// The values rows are compared with, whole, in the popular-value loop, at most one of
+/// each length: a row is compared with the one of its length only (or with none, a
+/// last entry no row matches), so a value more costs the loop nothing per row.
+struct Popular<const W: usize> {
+    /// Per value (and the last entry): its words, the mask of its length, its length
+    /// and its id.
+    words: [Words<W>; POPULAR_VALUES + 1],
+    masks: [Words<W>; POPULAR_VALUES + 1],
+    lens: [usize; POPULAR_VALUES + 1],
+    ids: [u32; POPULAR_VALUES + 1],
+    /// By a row's length (64 for any longer): the entry it is compared with (at most
+    /// `POPULAR_VALUES`).
+    by_len: [u8; 65],
 }
 
-impl<const W: usize> Pattern<W> {
-    /// Whether `data[start..end]` is the pattern's value, with no branch on the row's
-    /// bytes (a row of another length is masked to the pattern's, then not equal).
-    /// `start + 8 * W` must be inside `data`.
+impl<const W: usize> Popular<W> {
+    /// The rows of a block (`spans`: `POPULAR_BLOCK + 1` offsets, each row's fixed words
+    /// inside `data`): each row's id in `ids` when it is one of the values, and the
+    /// others listed in `others`, whose number is returned. A function of its own, so
+    /// its loop keeps everything in registers (inside the memo loop it spilled: the
+    /// company names' memo 24 -> 22 ms over 10M rows).
+    #[inline(never)]
+    fn classify<O: OffsetSizeTrait, const SIMD: bool>(
+        &self,
+        data: &[u8],
+        spans: &[O],
+        ids: &mut [u32; POPULAR_BLOCK],
+        others: &mut [u16; POPULAR_BLOCK],
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if SIMD {
+            // SAFETY: `SIMD` is only set in `memo_rows_avx2`, called after the check.
+            return unsafe { self.classify_avx2(data, spans, ids, others) };
+        }
+        self.classify_in::<O, false>(data, spans, ids, others)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn classify_avx2<O: OffsetSizeTrait>(
+        &self,
+        data: &[u8],
+        spans: &[O],
+        ids: &mut [u32; POPULAR_BLOCK],
+        others: &mut [u16; POPULAR_BLOCK],
+    ) -> usize {
+        self.classify_in::<O, true>(data, spans, ids, others)
+    }
+
     #[inline(always)]
-    fn matches<const SIMD: bool>(&self, data: &[u8], start: usize, end: usize) -> bool {
-        let same_len = end - start == self.len;
+    fn classify_in<O: OffsetSizeTrait, const SIMD: bool>(
+        &self,
+        data: &[u8],
+        spans: &[O],
+        ids: &mut [u32; POPULAR_BLOCK],
+        others: &mut [u16; POPULAR_BLOCK],
+    ) -> usize {
+        let mut n = 0;
+        for (j, w) in spans[..=POPULAR_BLOCK].windows(2).enumerate() {
+            let (is_value, id) = self.find::<SIMD>(data, w[0].as_usize(), w[1].as_usize());
+            ids[j] = id;
+            // SAFETY: `n <= j < POPULAR_BLOCK` (n grows at most once a row).
+            unsafe { *others.get_unchecked_mut(n) = j as u16 };
+            n += usize::from(!is_value);
+        }
+        n
+    }
+
+    /// Whether `data[start..end]` is one of the values, and that value's id (any id when
+    /// not), with no branch on the row's bytes: the row's bytes are masked to the
+    /// length of the value of its length and compared with its words. `start + 8 * W`
+    /// must be inside `data`.
+    #[inline(always)]
+    fn find<const SIMD: bool>(&self, data: &[u8], start: usize, end: usize) -> (bool, u32) {
+        let len = end - start;
+        let e = usize::from(self.by_len[len.min(64)]);
+        debug_assert!(e <= POPULAR_VALUES);
+        // SAFETY: `by_len`'s entries are at most `POPULAR_VALUES` (`ValueIds::popular`),
+        // and each array holds `POPULAR_VALUES + 1`.
+        let (words, mask, value_len, id) = unsafe {
+            (
+                &self.words.get_unchecked(e).0,
+                &self.masks.get_unchecked(e).0,
+                *self.lens.get_unchecked(e),
+                *self.ids.get_unchecked(e),
+            )
+        };
         let bytes = &data[start..start + 8 * W];
         #[cfg(target_arch = "x86_64")]
         if SIMD {
             // SAFETY: `bytes` holds `8 * W` bytes; AVX2 is available (`SIMD` is only set
             // in `memo_rows_avx2`).
-            return same_len
-                & unsafe { simd::matches::<W>(bytes.as_ptr(), &self.words.0, &self.mask.0) };
+            let same = unsafe { simd::matches::<W>(bytes.as_ptr(), words, mask) };
+            return ((len == value_len) & same, id);
         }
         let d = (0..W).fold(0, |d, w| {
             let word = u64::from_le_bytes(bytes[8 * w..8 * w + 8].try_into().expect("8 bytes"));
-            d | ((word & self.mask.0[w]) ^ self.words.0[w])
+            d | ((word & mask[w]) ^ words[w])
         });
-        same_len & (d == 0)
+        ((len == value_len) & (d == 0), id)
     }
 }
 
@@ -538,18 +630,34 @@ impl<'a, const W: usize> ValueIds<'a, W> {
         self.spans[id].1 <= Self::WIDE
     }
 
-    /// `id`'s value (read as fixed words) as a pattern a row is compared with.
-    fn pattern(&self, id: usize) -> Pattern<W> {
-        let len = self.spans[id].1;
-        debug_assert!(len <= Self::WIDE);
-        let byte = |i: usize| if i < len { 0xffu64 << (8 * (i % 8)) } else { 0 };
-        Pattern {
-            words: Words(self.words[id].0),
-            mask: Words(std::array::from_fn(|w| {
+    /// `ids`' values (read as fixed words, of distinct lengths, at most
+    /// `POPULAR_VALUES` of them, at least one) as the set rows are compared with.
+    fn popular(&self, ids: &[usize]) -> Popular<W> {
+        assert!(!ids.is_empty() && ids.len() <= POPULAR_VALUES);
+        debug_assert!(ids.iter().all(|&id| self.fixed(id)));
+        let mask = |len: usize| {
+            let byte = |i: usize| if i < len { 0xffu64 << (8 * (i % 8)) } else { 0 };
+            Words(std::array::from_fn(|w| {
                 (8 * w..8 * w + 8).map(byte).fold(0, |m, b| m | b)
-            })),
-            len,
+            }))
+        };
+        // The last entry (and the unused ones): no row's length, the first value's id.
+        let mut p = Popular {
+            words: [Words([0; W]); POPULAR_VALUES + 1],
+            masks: [mask(0); POPULAR_VALUES + 1],
+            lens: [usize::MAX; POPULAR_VALUES + 1],
+            ids: [ids[0] as u32; POPULAR_VALUES + 1],
+            by_len: [POPULAR_VALUES as u8; 65],
+        };
+        for (e, &id) in ids.iter().enumerate() {
+            let len = self.spans[id].1;
+            p.words[e] = self.words[id];
+            p.masks[e] = mask(len);
+            p.lens[e] = len;
+            p.ids[e] = id as u32;
+            p.by_len[len] = e as u8;
         }
+        p
     }
 
     /// The id of `data[start..end]`: the next unused one (the number of values seen
@@ -952,11 +1060,16 @@ mod tests {
     /// `select` against a direct loop on columns where one value holds most rows (the
     /// popular-value blocks), kept or not, with long values, values at the buffer's end,
     /// values that share the popular one's length or its first 32 bytes, and columns
-    /// whose values run out inside a block.
+    /// whose values run out inside a block; the next most frequent values (compared with
+    /// every row of their length) kept or not, among them one of 32 bytes that a longer
+    /// row starts with, and the empty value.
     #[test]
     fn popular_value_blocks_match_a_direct_loop() {
         let popular = "Microsoft Corporation";
+        let frequent = ["Google LLC", "", "Thirty-two bytes, exactly here.."];
         let others = [
+            "Thirty-two bytes, exactly here...",
+            "Thirty-two bytes, exactly here..x",
             "Google LLC",
             "",
             "Microsoft Corporatiom",
@@ -982,19 +1095,25 @@ mod tests {
         ] {
             let vals: Vec<String> = (0..rows)
                 .map(|r| {
+                    let pick = next() % 100;
                     if r >= unique_after {
                         format!("unique {r}")
-                    } else if next() % 100 < share {
+                    } else if pick < share {
                         popular.to_string()
+                    } else if pick < share + 3 * (100 - share) / 4 {
+                        frequent[next() % frequent.len()].to_string()
                     } else {
                         others[next() % others.len()].to_string()
                     }
                 })
                 .collect();
             let a = StringArray::from(vals.clone());
-            for keep_popular in [false, true] {
+            for (keep_popular, keep_frequent) in
+                [(false, 'G'), (true, 'G'), (false, 'x'), (true, 'T')]
+            {
                 for from in [0, 7] {
-                    let keep = |v: &String| (v == popular) == keep_popular || v.starts_with('G');
+                    let keep =
+                        |v: &String| (v == popular) == keep_popular || v.starts_with(keep_frequent);
                     let sel = select(&a, from, |v| v.to_string(), keep);
                     // The direct loop.
                     let count = rows - from;
@@ -1016,16 +1135,24 @@ mod tests {
                             break;
                         }
                     }
-                    let case = format!("{rows} rows, {share}%, kept {keep_popular}, from {from}");
+                    let case = format!(
+                        "{rows} rows, {share}%, kept {keep_popular} {keep_frequent}, from {from}"
+                    );
                     assert_eq!(sel.values, seen, "{case}");
                     assert_eq!(sel.done, done, "{case}");
                     assert_eq!(sel.rows, want_rows, "{case}");
                     assert_eq!(sel.ids, want_ids, "{case}");
-                    // The scalar loop (other CPUs), four and eight words.
+                    // The scalar loop (other CPUs), four, six and eight words.
                     let positions: Vec<u32> = want_rows.iter().map(|r| r - from as u32).collect();
                     let to_string = |v: &str| v.to_string();
                     let scalar = [
                         memo_rows_in::<i32, String, 4, false>(
+                            &a,
+                            Rows::From(from),
+                            to_string,
+                            keep,
+                        ),
+                        memo_rows_in::<i32, String, 6, false>(
                             &a,
                             Rows::From(from),
                             to_string,
@@ -1038,7 +1165,26 @@ mod tests {
                             keep,
                         ),
                     ];
-                    for got in scalar {
+                    let mut all = Vec::from(scalar);
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx2") {
+                        // SAFETY: AVX2 is available (checked above).
+                        unsafe {
+                            all.push(memo_rows_avx2::<i32, String, 6>(
+                                &a,
+                                Rows::From(from),
+                                to_string,
+                                keep,
+                            ));
+                            all.push(memo_rows_avx2::<i32, String, 8>(
+                                &a,
+                                Rows::From(from),
+                                to_string,
+                                keep,
+                            ));
+                        }
+                    }
+                    for got in all {
                         assert_eq!((got.values, got.done), (seen.clone(), done), "{case}");
                         assert_eq!(
                             (got.rows, got.ids),
