@@ -32,29 +32,6 @@ def to_pyarrow_table(data: Any) -> pyarrow.Table:
     return pa.table(data)
 
 
-def repeat_string(value: str | None, n: int) -> pyarrow.Array:
-    """``n`` copies of ``value`` (None: nulls) as a string array, built from buffers
-    (``pyarrow.array`` and ``pyarrow.scalar`` on Python objects import pandas)."""
-    import pyarrow as pa
-
-    if value is None:
-        return pa.nulls(n, pa.string())
-    data = value.encode()
-    width = len(data)
-    if (n + 1) * width >= 2**31:  # past 32-bit offsets: let pyarrow chunk it
-        return pa.array([value] * n, pa.string())
-    offsets = array("i", range(0, (n + 1) * width, width)) if width else array("i", [0] * (n + 1))
-    buffers = [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n)]
-    return pa.Array.from_buffers(pa.string(), n, buffers)
-
-
-def repeat_int64(value: int, n: int) -> pyarrow.Array:
-    """``n`` copies of ``value`` as an int64 array, built from a buffer."""
-    import pyarrow as pa
-
-    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(array("q", [value]).tobytes() * n)])
-
-
 def string_array(values: list[str | None]) -> pyarrow.Array:
     """Python strings (None: null) as a string array, built from buffers."""
     import pyarrow as pa

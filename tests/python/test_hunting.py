@@ -415,3 +415,42 @@ def test_hunt_does_not_import_pandas(data, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"[{len(expected)}, false]", out.stdout
+
+
+def test_rule_columns_named_like_the_findings_columns(data):
+    """A rule's own column named like a findings column (``tool``, ``rule_id``) comes back as
+    ``result_<name>``; every row carries its own rule's columns, rules in the order given;
+    a rule with no rows still brings its columns (null for the other rules' rows)."""
+    import dataclasses
+
+    base = rules_mod.get(FOUNDING)
+    named = dataclasses.replace(
+        base,
+        id="00000000-0000-4000-8000-000000000001",
+        name="Columns named like the findings'",
+        false_positives=(),
+        query='DeviceProcessEvents | where ProcessVersionInfoCompanyName has "AnyDesk" '
+        '| summarize Count=count() by DeviceName | extend tool="from the query", rule_id=7',
+    )
+    empty = dataclasses.replace(
+        base,
+        id="00000000-0000-4000-8000-000000000002",
+        name="No rows",
+        false_positives=(),
+        query='DeviceProcessEvents | where DeviceName == "nobody" | project DeviceName, Extra=1',
+    )
+    f = hunt(data, rules=[empty, named, base], now=NOW, exclusions="off")
+    t = f.to_arrow()
+    for c in ("result_tool", "result_rule_id", "Extra"):
+        assert c in t.column_names, t.column_names
+    rows = t.to_pylist()
+    assert [(r["rule_id"], r["DeviceName"], r["Count"]) for r in rows] == [
+        (named.id, "wks-a", 2),  # "AnyDesk Software GmbH", in and out of the window
+        (named.id, "wks-d", 1),  # "AnyDesk Softwarez": the term is there
+        (base.id, "wks-c", 1),  # by FirstSeen
+        (base.id, "wks-b", 1),
+    ]
+    assert [(r["result_tool"], r["result_rule_id"]) for r in rows] == [("from the query", 7)] * 2 + [(None, None)] * 2
+    assert [r["tool"] for r in rows] == [rule_info(named).tool] * 2 + ["ConnectWise"] * 2
+    assert all(r["Extra"] is None for r in rows)
+    assert [s.findings for s in f.stats] == [0, 2, 2]
