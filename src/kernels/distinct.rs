@@ -335,12 +335,15 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     let top_kept = m.kept[tops[0]];
     let popular = m.ids.popular(tops);
     let data = m.ids.data;
-    let mut ids = [0u32; POPULAR_BLOCK];
-    let mut others = [0u16; POPULAR_BLOCK];
+    let mut rows = Classified {
+        ids: [0; POPULAR_BLOCK],
+        others: [0; POPULAR_BLOCK],
+    };
     let mut i = start;
     while i + POPULAR_BLOCK <= safe {
         let block = &spans[i..=i + POPULAR_BLOCK];
-        let n = popular.classify::<O, SIMD>(data, block, &mut ids, &mut others);
+        let n = popular.classify::<O, SIMD>(data, block, &mut rows);
+        let Classified { ids, others } = &mut rows;
         for &j in &others[..n] {
             let j = usize::from(j);
             let id = m
@@ -490,10 +493,17 @@ struct Popular<const W: usize> {
     by_len: [u8; 65],
 }
 
+/// What `Popular::classify` tells of a block's rows: each row's value id (when it is one
+/// of the values), and the positions of the rows that are not.
+struct Classified {
+    ids: [u32; POPULAR_BLOCK],
+    others: [u16; POPULAR_BLOCK],
+}
+
 impl<const W: usize> Popular<W> {
     /// The rows of a block (`spans`: `POPULAR_BLOCK + 1` offsets, each row's fixed words
-    /// inside `data`): each row's id in `ids` when it is one of the values, and the
-    /// others listed in `others`, whose number is returned. A function of its own, so
+    /// inside `data`): each row's id in `out.ids` when it is one of the values, and the
+    /// others listed in `out.others`, whose number is returned. A function of its own, so
     /// its loop keeps everything in registers (inside the memo loop it spilled: the
     /// company names' memo 24 -> 22 ms over 10M rows).
     #[inline(never)]
@@ -501,15 +511,14 @@ impl<const W: usize> Popular<W> {
         &self,
         data: &[u8],
         spans: &[O],
-        ids: &mut [u32; POPULAR_BLOCK],
-        others: &mut [u16; POPULAR_BLOCK],
+        out: &mut Classified,
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
         if SIMD {
             // SAFETY: `SIMD` is only set in `memo_rows_avx2`, called after the check.
-            return unsafe { self.classify_avx2(data, spans, ids, others) };
+            return unsafe { self.classify_avx2(data, spans, out) };
         }
-        self.classify_in::<O, false>(data, spans, ids, others)
+        self.classify_in::<O, false>(data, spans, out)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -518,10 +527,9 @@ impl<const W: usize> Popular<W> {
         &self,
         data: &[u8],
         spans: &[O],
-        ids: &mut [u32; POPULAR_BLOCK],
-        others: &mut [u16; POPULAR_BLOCK],
+        out: &mut Classified,
     ) -> usize {
-        self.classify_in::<O, true>(data, spans, ids, others)
+        self.classify_in::<O, true>(data, spans, out)
     }
 
     #[inline(always)]
@@ -529,15 +537,14 @@ impl<const W: usize> Popular<W> {
         &self,
         data: &[u8],
         spans: &[O],
-        ids: &mut [u32; POPULAR_BLOCK],
-        others: &mut [u16; POPULAR_BLOCK],
+        out: &mut Classified,
     ) -> usize {
         let mut n = 0;
         for (j, w) in spans[..=POPULAR_BLOCK].windows(2).enumerate() {
             let (is_value, id) = self.find::<SIMD>(data, w[0].as_usize(), w[1].as_usize());
-            ids[j] = id;
+            out.ids[j] = id;
             // SAFETY: `n <= j < POPULAR_BLOCK` (n grows at most once a row).
-            unsafe { *others.get_unchecked_mut(n) = j as u16 };
+            unsafe { *out.others.get_unchecked_mut(n) = j as u16 };
             n += usize::from(!is_value);
         }
         n
