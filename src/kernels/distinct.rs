@@ -244,8 +244,8 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
             .filter(|&&t| counts[t] as usize * 10 >= probe * 5 && m.ids.fixed(t))
         {
             // With it, the other values of the first rows, most frequent first: one per
-            // length, and kept only if the first is (the rows of values not kept are
-            // not written).
+            // length, and a kept one only when the first is kept too (when none of them
+            // is, only the other rows are written).
             let mut tops = vec![top];
             for &t in &by_count[1..] {
                 if tops.len() == POPULAR_VALUES {
@@ -316,8 +316,8 @@ const POPULAR_VALUES: usize = 32;
 /// table is probed for those only; the block's rows are then written in order (only
 /// the others' when no value of `tops` is kept). 10M rows, 1 thread: company names
 /// 38.5 -> 27.6 ms with the first value alone, -> 18 ms with every value of the first
-/// rows, one per length (the others fall from 22% of the rows to 3%); product names
-/// 41.6 -> 38.7 -> 25 ms (a `has_any` of ten needles, `benchmarks/`' data). Returns the
+/// rows, one per length (the other rows fall from 22% to 1%); product names 41.6 ->
+/// 38.7 -> 25 ms (36% to 5%) (a `has_any` of ten needles, `benchmarks/`' data). Returns the
 /// position it stopped at (`m.done` set when the values ran out); the caller finishes
 /// the last rows.
 #[inline(always)]
