@@ -910,13 +910,12 @@ def _build_findings(
     # rule, eight arrays and two tables cost the 55-rule pack ~4 ms a hunt).
     parts: list[pa.Table] = []
     part_meta: dict[str, list[str | None]] = {c: [] for c in META_COLUMNS}
-    part_order: list[int] = []
     row_part = array("q")
     kql_types: dict[str, str] = dict.fromkeys(META_COLUMNS, "string")
     stats: list[RuleStats] = []
     suppression: dict[str, SuppressionReport] = {}
     scenario_cols: list[str] = []
-    for index, o in enumerate(outcomes):
+    for o in outcomes:
         if o.result is None:
             continue
         info = rule_info(o.rule)
@@ -945,7 +944,6 @@ def _build_findings(
         }
         for c in META_COLUMNS:
             part_meta[c].append(meta[c])
-        part_order.append(index)
         row_part.extend([len(parts)] * n)
         parts.append(result)
         report = o.result.suppression
@@ -970,13 +968,10 @@ def _build_findings(
         )
     if parts:
         results = _unify(parts)
+        # Each row's part, which is also its order: parts come in the rules' order.
         rows = pa.Array.from_buffers(pa.int64(), len(row_part), [None, pa.py_buffer(row_part.tobytes())])
-        order = pa.Array.from_buffers(
-            pa.int64(), len(part_order), [None, pa.py_buffer(array("q", part_order).tobytes())]
-        )
         table = pa.Table.from_arrays(
-            [string_array(part_meta[c]).take(rows) for c in META_COLUMNS]
-            + [order.take(rows), *results.columns],
+            [string_array(part_meta[c]).take(rows) for c in META_COLUMNS] + [rows, *results.columns],
             names=[*META_COLUMNS, "__order", *results.column_names],
         )
     else:

@@ -353,9 +353,7 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
             if id == m.values.len() && new_value(m, i + j) {
                 // The values ran out at this row: the rows up to it, as the plain loop.
                 for (q, &id) in ids[..=j].iter().enumerate() {
-                    if top_kept || !tops.contains(&(id as usize)) {
-                        m.push(i + q, id as usize);
-                    }
+                    m.push(i + q, id as usize);
                 }
                 m.done = i + j + 1;
                 return i + j + 1;
