@@ -620,11 +620,29 @@ fn passing(raw: &[Raw], view: &Cols<'_>, hits: &[KeyRows]) -> Result<Sel> {
     Ok(sel)
 }
 
-fn mark(keep: &mut [bool], sel: &Sel) {
+/// Sets the bits of `sel`'s rows in `keep` (a bitmap, 64 rows a word, of `rows` rows).
+/// Straight to bits: a `Vec<bool>` per batch turned into a `BooleanArray` one value at a
+/// time took ~3.5% of the founding rule from Parquet (10M rows, 1 thread).
+fn mark(keep: &mut [u64], rows: usize, sel: &Sel) {
     match sel {
-        Sel::All => keep.iter_mut().for_each(|k| *k = true),
-        Sel::Rows(r) => r.iter().for_each(|&i| keep[i as usize] = true),
+        Sel::All => {
+            keep.iter_mut().for_each(|w| *w = u64::MAX);
+            if rows % 64 != 0 {
+                if let Some(last) = keep.last_mut() {
+                    *last = (1u64 << (rows % 64)) - 1;
+                }
+            }
+        }
+        Sel::Rows(r) => r
+            .iter()
+            .for_each(|&i| keep[i as usize / 64] |= 1u64 << (i % 64)),
     }
+}
+
+/// A bitmap of `rows` rows (from `mark`) as a boolean array with no nulls.
+fn mask_of(keep: Vec<u64>, rows: usize) -> arrow::array::BooleanArray {
+    let bits = arrow::buffer::BooleanBuffer::new(arrow::buffer::Buffer::from_vec(keep), 0, rows);
+    arrow::array::BooleanArray::new(bits, None)
 }
 
 /// Set rows of a mask (never null).
@@ -1186,11 +1204,11 @@ impl SharedScan {
                         ))
                     })
                     .collect::<Result<Vec<KeyRows>>>()?;
-                let mut keep = vec![false; rows];
+                let mut keep = vec![0u64; rows.div_ceil(64)];
                 for r in &raw {
-                    mark(&mut keep, &passing(r, &view, &hits)?);
+                    mark(&mut keep, rows, &passing(r, &view, &hits)?);
                 }
-                Ok(arrow::array::BooleanArray::from(keep))
+                Ok(mask_of(keep, rows))
             }),
         }
     }
@@ -1385,6 +1403,30 @@ fn process_round<T: Send>(
 mod tests {
     use super::*;
     use arrow::array::StringArray;
+
+    /// A prefilter's mask: the rows of every member's selection, the last word's bits
+    /// past the rows clear (a batch of any length, all rows or some).
+    #[test]
+    fn masks_hold_exactly_the_marked_rows() {
+        for rows in [0usize, 1, 63, 64, 65, 130] {
+            let picks: Vec<u32> = (0..rows as u32).filter(|r| r % 3 == 1).collect();
+            let odd: Vec<u32> = (0..rows as u32).filter(|r| r % 2 == 1).collect();
+            let mut keep = vec![0u64; rows.div_ceil(64)];
+            mark(&mut keep, rows, &Sel::Rows(picks.clone()));
+            mark(&mut keep, rows, &Sel::Rows(odd.clone()));
+            let m = mask_of(keep, rows);
+            assert_eq!(m.len(), rows);
+            let want: Vec<u32> = (0..rows as u32)
+                .filter(|r| picks.contains(r) || odd.contains(r))
+                .collect();
+            assert_eq!(mask_rows(&m), want, "{rows} rows");
+            let mut keep = vec![0u64; rows.div_ceil(64)];
+            mark(&mut keep, rows, &Sel::All);
+            let m = mask_of(keep.clone(), rows);
+            assert_eq!(m.true_count(), rows, "{rows} rows, all");
+            assert!(keep.iter().map(|w| w.count_ones() as usize).sum::<usize>() == rows);
+        }
+    }
 
     /// A morsel is a slice of its chunk: its estimate counts its own rows' bytes, as
     /// that of the same rows on their own (the chunk's whole buffer once made later
