@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from ._arrow import string_array, to_pyarrow_table
 from .errors import DataError, RmmhuntError, UnsupportedError
@@ -111,9 +111,30 @@ class RuleInfo:
     technique: str
 
 
+#: Per rule object (by identity, the rule kept with its entry): facts derived from its frozen
+#: fields, asked several times a rule by every hunt.
+_DERIVED: dict[tuple[int, str], tuple[Rule, Any]] = {}
+
+
+def _derived(rule: Rule, what: str, compute: Callable[[], Any]) -> Any:
+    key = (id(rule), what)
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    if len(_DERIVED) > 20_000:  # rules built and dropped in a loop: start again
+        _DERIVED.clear()
+    value = compute()
+    _DERIVED[key] = (rule, value)
+    return value
+
+
 def rule_info(rule: Rule) -> RuleInfo:
     """Tool, kind and table of ``rule``: from the pack's ``x_rmmhunt`` metadata, else from the
     published name shape ``"... - <Tool> - Create Process"`` (the founding rule)."""
+    return cast(RuleInfo, _derived(rule, "info", lambda: _rule_info(rule)))
+
+
+def _rule_info(rule: Rule) -> RuleInfo:
     x = rule.extra.get("x_rmmhunt")
     meta: Mapping[str, Any] = x if isinstance(x, Mapping) else {}
     tool = meta.get("tool")
@@ -422,6 +443,10 @@ def load_tables(tables: Any, *, strict: bool = False) -> dict[str, pyarrow.Table
 
 
 def _rule_columns(rule: Rule, table: str) -> tuple[str, ...]:
+    return cast("tuple[str, ...]", _derived(rule, "columns:" + table, lambda: _columns_of(rule, table)))
+
+
+def _columns_of(rule: Rule, table: str) -> tuple[str, ...]:
     x = rule.extra.get("x_rmmhunt")
     if isinstance(x, Mapping):
         cols = x.get("columns")
@@ -449,6 +474,15 @@ def _check_columns(data: Mapping[str, pyarrow.Table], rules: Sequence[Rule]) -> 
     raise DataError("the data lacks columns the selected rules need:\n" + "\n".join(lines))
 
 
+def _named_columns(rule: Rule, table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of ``columns`` (``table``'s documented ones) ``rule``'s query names."""
+
+    def named() -> tuple[str, ...]:
+        return tuple(c for c in columns if re.search(rf"\b{re.escape(c)}\b", rule.query))
+
+    return cast("tuple[str, ...]", _derived(rule, "named:" + table, named))
+
+
 def _conform_types(
     data: Mapping[str, pyarrow.Table], rules: Sequence[Rule]
 ) -> dict[str, pyarrow.Table]:
@@ -472,8 +506,7 @@ def _conform_types(
             c
             for r in rules
             if table in r.tables and not _rule_columns(r, table)
-            for c in types
-            if re.search(rf"\b{re.escape(c)}\b", r.query)
+            for c in _named_columns(r, table, tuple(types))
         }
         for col in sorted(needed):
             want = types.get(col)
@@ -904,10 +937,11 @@ def _build_findings(
 ) -> Findings:
     import pyarrow as pa
 
-    # Each rule's result table as it is (field metadata dropped, columns named like the
-    # rule columns renamed); the rule columns and the order column are made once for all
-    # rows afterwards, by taking each row's rule from one small array per column (per
-    # rule, eight arrays and two tables cost the 55-rule pack ~4 ms a hunt).
+    # Each rule's result table as it is (columns named like the rule columns renamed; the
+    # findings table is built from the columns, so the fields' metadata goes); the rule
+    # columns and the order column are made once for all rows afterwards, by taking each
+    # row's rule from one small array per column (per rule, eight arrays and two tables
+    # cost the 55-rule pack ~4 ms a hunt).
     parts: list[pa.Table] = []
     part_meta: dict[str, list[str | None]] = {c: [] for c in META_COLUMNS}
     row_part = array("q")
@@ -921,12 +955,8 @@ def _build_findings(
         info = rule_info(o.rule)
         result = o.result.to_arrow()
         renamed = [f"result_{c}" if c in META_COLUMNS else c for c in result.column_names]
-        result = pa.Table.from_arrays(
-            result.columns,
-            schema=pa.schema(
-                [pa.field(name, f.type, f.nullable) for name, f in zip(renamed, result.schema, strict=True)]
-            ),
-        )
+        if renamed != result.column_names:
+            result = result.rename_columns(renamed)
         for name, kql in zip(renamed, o.result.result._kql_types, strict=False):
             kql_types.setdefault(name, kql)
         for col in o.result.scenario_columns.values():

@@ -291,6 +291,32 @@ def test_rule_info_of_founding_rule():
     assert (info.tool, info.kind, info.table) == ("ConnectWise", "createproc", "DeviceProcessEvents")
 
 
+def test_derived_facts_follow_each_rule_object(data):
+    """A rule's derived facts (tables, window, tool, columns) are computed once per rule
+    object; an edited copy (rules are frozen: ``dataclasses.replace``) has its own."""
+    import dataclasses
+
+    founding = rules_mod.get(FOUNDING)
+    assert founding.lookback == timedelta(days=5)
+    assert rule_info(founding).tool == "ConnectWise"
+    wider = dataclasses.replace(
+        founding,
+        id="5c8a3c2e-0d1b-4b8e-9a51-1f0e7d3f2a10",
+        name="Remote Management and Monitoring tool - ScreenConnect - Create Process",
+        query=founding.query.replace("now(-5d)", "now(-30d)"),
+    )
+    assert (wider.lookback, rule_info(wider).tool) == (timedelta(days=30), "ScreenConnect")
+    assert (founding.lookback, rule_info(founding).tool) == (timedelta(days=5), "ConnectWise")
+    renamed = dataclasses.replace(founding, name=wider.name)  # same id, another tool
+    assert rule_info(renamed).tool == "ScreenConnect"
+    assert wider == dataclasses.replace(wider)  # equality still compares the fields only
+    # The same rule object twice in one hunt, and again: the same findings.
+    first = hunt(data, rules=[founding, wider], now=NOW)
+    again = hunt(data, rules=[founding, wider], now=NOW)
+    assert first.to_pylist() == again.to_pylist()
+    assert [s.rule_name for s in first.stats] == [founding.name, wider.name]
+
+
 def test_infer_table():
     for name in ("DeviceProcessEvents", "DeviceNetworkEvents", "DeviceFileCertificateInfo"):
         assert infer_table(schema(name).names) == name

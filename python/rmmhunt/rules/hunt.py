@@ -28,6 +28,7 @@ now(-7d);``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -161,6 +162,14 @@ def _engine() -> Any:
     from .export import _engine as engine
 
     return engine()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(kql: str) -> Any:
+    """The engine's parse of a rule's query, kept: parsed queries are immutable (their
+    edits return new ones), and a hunt of the bundled pack parses every rule again each
+    time (~0.5 ms of a hunt's ~8 ms of Python)."""
+    return _engine().parse(kql)
 
 
 def _column_names(data: Any) -> list[str] | None:
@@ -339,11 +348,10 @@ def plan_hunt(
         if _column_names(tables) is None and not hasattr(tables, "__arrow_c_stream__"):
             raise TypeError("tables must be a mapping of table name -> data, or one table")
         tables = {rule.table: tables}
-    engine = _engine()
     frozen_now = _now(now)
     tables = {name: _reusable(data) for name, data in tables.items()}
 
-    query = engine.parse(rule.query)
+    query = _parsed(rule.query)
     window: timedelta | None = rule.lookback
     if lookback is not None:
         window = parse_duration(lookback)
