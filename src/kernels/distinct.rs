@@ -476,6 +476,9 @@ struct ValueIds<'a, const W: usize> {
     spans: Vec<(usize, usize)>,
 }
 
+/// Entries of `Popular::by_len`: a power of two above the longest value read as words.
+const BY_LEN: usize = 128;
+
 /// The values rows are compared with, whole, in the popular-value loop, at most one of
 /// each length: a row is compared with the one of its length only (or with none, a
 /// last entry no row matches), so a value more costs the loop nothing per row.
@@ -486,9 +489,11 @@ struct Popular<const W: usize> {
     masks: [Words<W>; POPULAR_VALUES + 1],
     lens: [usize; POPULAR_VALUES + 1],
     ids: [u32; POPULAR_VALUES + 1],
-    /// By a row's length (64 for any longer): the entry it is compared with (at most
-    /// `POPULAR_VALUES`).
-    by_len: [u8; 65],
+    /// By a row's length modulo 128 (`BY_LEN`): the entry it is compared with (at most
+    /// `POPULAR_VALUES`). A row longer than 127 bytes lands on the entry of a shorter
+    /// length and fails the length test, as it must (a value is at most 64 bytes): one
+    /// `and` a row where `min(64)` took three instructions.
+    by_len: [u8; BY_LEN],
 }
 
 /// What `Popular::classify` tells of a block's rows: each row's value id (when it is one
@@ -538,8 +543,13 @@ impl<const W: usize> Popular<W> {
         out: &mut Classified,
     ) -> usize {
         let mut n = 0;
+        // Offsets only grow: the last row's start bounds every row's fixed words (`find`
+        // then reads them without a check a row).
+        assert!(spans[POPULAR_BLOCK - 1].as_usize() + 8 * W <= data.len());
         for (j, w) in spans[..=POPULAR_BLOCK].windows(2).enumerate() {
-            let (is_value, id) = self.find::<SIMD>(data, w[0].as_usize(), w[1].as_usize());
+            // SAFETY: `w[0]` is at most the last row's start (asserted above).
+            let (is_value, id) =
+                unsafe { self.find::<SIMD>(data, w[0].as_usize(), w[1].as_usize()) };
             out.ids[j] = id;
             // SAFETY: `n <= j < POPULAR_BLOCK` (n grows at most once a row).
             unsafe { *out.others.get_unchecked_mut(n) = j as u16 };
@@ -550,12 +560,14 @@ impl<const W: usize> Popular<W> {
 
     /// Whether `data[start..end]` is one of the values, and that value's id (any id when
     /// not), with no branch on the row's bytes: the row's bytes are masked to the
-    /// length of the value of its length and compared with its words. `start + 8 * W`
-    /// must be inside `data`.
+    /// length of the value of its length and compared with its words.
+    ///
+    /// # Safety
+    /// `start + 8 * W` must be at most `data.len()`.
     #[inline(always)]
-    fn find<const SIMD: bool>(&self, data: &[u8], start: usize, end: usize) -> (bool, u32) {
+    unsafe fn find<const SIMD: bool>(&self, data: &[u8], start: usize, end: usize) -> (bool, u32) {
         let len = end - start;
-        let e = usize::from(self.by_len[len.min(64)]);
+        let e = usize::from(self.by_len[len % BY_LEN]);
         debug_assert!(e <= POPULAR_VALUES);
         // SAFETY: `by_len`'s entries are at most `POPULAR_VALUES` (`ValueIds::popular`),
         // and each array holds `POPULAR_VALUES + 1`.
@@ -567,14 +579,18 @@ impl<const W: usize> Popular<W> {
                 *self.ids.get_unchecked(e),
             )
         };
-        let bytes = &data[start..start + 8 * W];
+        debug_assert!(start + 8 * W <= data.len());
         #[cfg(target_arch = "x86_64")]
         if SIMD {
-            // SAFETY: `bytes` holds `8 * W` bytes; AVX2 is available (`SIMD` is only set
-            // in `memo_rows_avx2`).
-            let same = unsafe { simd::matches::<W>(bytes.as_ptr(), words, mask) };
-            return ((len == value_len) & same, id);
+            // SAFETY: `8 * W` bytes from `start` are inside `data` (the caller's promise);
+            // AVX2 is available (`SIMD` is only set in `memo_rows_avx2`).
+            let same = unsafe {
+                simd::matches::<W>(data.as_ptr().add(start), words, mask, len ^ value_len)
+            };
+            return (same, id);
         }
+        // SAFETY: as above.
+        let bytes = unsafe { data.get_unchecked(start..start + 8 * W) };
         let d = (0..W).fold(0, |d, w| {
             let word = u64::from_le_bytes(bytes[8 * w..8 * w + 8].try_into().expect("8 bytes"));
             d | ((word & mask[w]) ^ words[w])
@@ -652,7 +668,7 @@ impl<'a, const W: usize> ValueIds<'a, W> {
             masks: [mask(0); POPULAR_VALUES + 1],
             lens: [usize::MAX; POPULAR_VALUES + 1],
             ids: [ids[0] as u32; POPULAR_VALUES + 1],
-            by_len: [POPULAR_VALUES as u8; 65],
+            by_len: [POPULAR_VALUES as u8; BY_LEN],
         };
         for (e, &id) in ids.iter().enumerate() {
             let len = self.spans[id].1;
@@ -926,6 +942,7 @@ mod simd {
         p: *const u8,
         words: &[u64; W],
         mask: &[u64; W],
+        other: usize,
     ) -> bool {
         let (w, m) = (
             words.as_ptr() as *const __m256i,
@@ -964,6 +981,14 @@ mod simd {
                 ),
             }
         };
+        // `other` (nonzero when the lengths differ) joins the vector before the one test:
+        // tested apart, LLVM reduced the vector to a scalar to `or` them (six
+        // instructions a row where `vptest` is one).
+        let d = _mm256_or_si256(d, _mm256_set1_epi64x(other as i64));
+        // `other` (nonzero when the lengths differ) joins the vector before the one test:
+        // tested apart, LLVM reduced the vector to a scalar to `or` them (six
+        // instructions a row where `vptest` is one).
+        let d = _mm256_or_si256(d, _mm256_set1_epi64x(other as i64));
         _mm256_testz_si256(d, d) == 1
     }
 
@@ -1084,6 +1109,18 @@ mod tests {
             "A value longer than sixty-four bytes, read as all of its bytes....",
             "Microsoft® Windows® Operating System",
         ];
+        // Rows whose length modulo 128 is a frequent value's, starting with its bytes (or,
+        // for 128 bytes, the empty value's): the length test alone rejects them.
+        let aliases = [
+            format!("{popular}{}", "-".repeat(128)),
+            "x".repeat(128),
+            format!("{}{}", frequent[2], "+".repeat(128)),
+        ];
+        let others: Vec<&str> = others
+            .iter()
+            .copied()
+            .chain(aliases.iter().map(String::as_str))
+            .collect();
         let mut state = 7u64;
         let mut next = move || {
             state = state
