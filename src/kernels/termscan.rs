@@ -80,35 +80,49 @@ impl KeyRows {
     /// Rows (sorted, unique) holding any of `keys`, or all of them.
     pub fn rows(&self, keys: &[u32], all: bool) -> Vec<u32> {
         let list = |k: &u32| self.0.get(*k as usize).map_or(&[][..], |l| &l[..]);
-        let mut it = keys.iter();
-        let Some(first) = it.next() else {
-            return Vec::new();
-        };
-        let mut out = list(first).to_vec();
         if all {
-            for k in it {
+            let Some((first, rest)) = keys.split_first() else {
+                return Vec::new();
+            };
+            let mut out = list(first).to_vec();
+            for k in rest {
                 let l = list(k);
                 out.retain(|r| l.binary_search(r).is_ok());
             }
             return out;
         }
-        // Any: the lists appended, then sorted once (sorting after each list cost a
-        // `has_any` of the pack's 61 company needles 60 ms over 10M rows, where
-        // `Google` alone holds a tenth of them).
-        let mut merged = false;
-        for k in it {
-            let l = list(k);
-            if !l.is_empty() {
-                merged |= !out.is_empty();
-                out.extend_from_slice(l);
-            }
+        // Any: the longest list, and the others appended, sorted once and merged into it
+        // (sorting after each list cost a `has_any` of the pack's 61 company needles 60
+        // ms over 10M rows, where `Google` alone holds a tenth of them; sorting them all
+        // together, ~5 ms).
+        let mut lists: Vec<&[u32]> = keys.iter().map(list).filter(|l| !l.is_empty()).collect();
+        let Some(longest) = (0..lists.len()).max_by_key(|&i| lists[i].len()) else {
+            return Vec::new();
+        };
+        let base = lists.swap_remove(longest);
+        if lists.is_empty() {
+            return base.to_vec();
         }
-        if merged {
-            out.sort_unstable();
-            out.dedup();
-        }
-        out
+        let mut rest: Vec<u32> = lists.concat();
+        rest.sort_unstable();
+        rest.dedup();
+        union_sorted(base, &rest)
     }
+}
+
+/// The rows of two sorted lists of unique rows, sorted and unique.
+fn union_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        out.push(x.min(y));
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// Rows in `0..n` not in `rows` (sorted): a negated term predicate's rows.
@@ -1011,5 +1025,44 @@ mod tests {
         assert_eq!(k.rows(&[3], false), Vec::<u32>::new());
         assert_eq!(k.rows(&[0, 1, 2], true), vec![5]);
         assert_eq!(k.rows(&[], false), Vec::<u32>::new());
+        assert_eq!(k.rows(&[1, 1, 3], false), vec![0, 2, 5]);
+        // Lists of any sizes (one holding most rows, as `Google` does), overlapping:
+        // the union, sorted and unique, as a set makes it.
+        let mut state = 11u64;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for case in 0..200 {
+            let keys = 1 + next(5) as u32;
+            let mut pairs = Vec::new();
+            for row in 0..(50 + next(400)) as u32 {
+                for key in 0..keys {
+                    let share = if key == 0 { 60 } else { 4 + case % 7 };
+                    if next(100) < share {
+                        pairs.push((row, key));
+                    }
+                }
+            }
+            let k = KeyRows::new(
+                &Hits {
+                    pairs: pairs.clone(),
+                },
+                keys as usize,
+            );
+            let asked: Vec<u32> = (0..keys).filter(|_| next(3) > 0).collect();
+            let want: std::collections::BTreeSet<u32> = pairs
+                .iter()
+                .filter(|(_, key)| asked.contains(key))
+                .map(|&(row, _)| row)
+                .collect();
+            assert_eq!(
+                k.rows(&asked, false),
+                want.into_iter().collect::<Vec<_>>(),
+                "case {case}"
+            );
+        }
     }
 }
