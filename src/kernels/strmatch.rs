@@ -482,11 +482,13 @@ impl Matcher {
 
 /// `select_rows` of an affix or equality test with an ASCII needle over every row of a
 /// plain string array with no nulls, compared byte for byte (`m.cs`) or with every row
-/// ASCII (so a byte's ASCII case is its fold): one tight loop in which a row's length and
-/// one byte (the needle's first, or its last for `endswith`: file names share their `.`)
-/// rule out most rows; `row_matches` (the matcher's own byte test) decides the others.
-/// Over 10M file names: `startswith "level"` 44 -> 21 ms, `endswith ".dll"` 53 -> 21 ms,
-/// `=~ "pdq-connect-agent.exe"` 27 -> 15 ms.
+/// ASCII (so a byte's ASCII case is its fold): for an affix, one tight loop in which a
+/// row's length and eight of its bytes decide (`AffixWord`), `row_matches` (the
+/// matcher's own byte test) only the rows a longer needle's first eight bytes let
+/// through and the few rows at the buffer's ends; for equality, the lengths first (below).
+/// Over 10M file names: `startswith "level"` 44 -> 21 -> 8.4 ms (the first byte, then
+/// eight), `startswith "svc"` (13% of the rows) 50.5 -> 8.4 ms, `endswith ".dll"` 53 ->
+/// 21 -> 10 ms, `=~ "pdq-connect-agent.exe"` 27 -> 15 -> 2.3 ms.
 #[inline(never)]
 fn affix_rows<O: OffsetSizeTrait>(
     offsets: &[O],
@@ -550,6 +552,62 @@ fn affix_rows<O: OffsetSizeTrait>(
         };
     }
     let mut s = offsets.first().map_or(0, |o| o.as_usize());
+    // An affix: the eight bytes at the row's start (or before its end) compared at once
+    // with the needle's first (last) eight, each letter of either case: the rows are
+    // decided there, with no call and no branch on their bytes (a first byte alone let
+    // 2.1M of 10M file names through to a call of the full test for `startswith "svc"`).
+    if let Some(word) = (kind != Affix::Whole && n > 0).then(|| AffixWord::new(needle, kind, fold))
+    {
+        // Rows whose eight bytes lie inside the buffer: from the first ending at 8 or
+        // later (`endswith`), up to the last starting 8 before the end (`startswith`).
+        let rows = offsets.len() - 1;
+        let (lo, hi) = if word.end {
+            (offsets[1..].partition_point(|o| o.as_usize() < 8), rows)
+        } else {
+            (
+                0,
+                offsets[..rows].partition_point(|o| o.as_usize() + 8 <= data.len()),
+            )
+        };
+        let edge = |r: usize| {
+            let len = offsets[r + 1].as_usize() - offsets[r].as_usize();
+            len >= n && row_matches(r)
+        };
+        // The rows matching (not negated yet): the edges' by the full test, the others'
+        // by their word, in a loop with no call and no branch a row (each row's number is
+        // written, the count moves past it on a hit), then by the full test for a needle
+        // longer than eight bytes.
+        let mut found: Vec<u32> = (0..lo).filter(|&r| edge(r)).map(|r| r as u32).collect();
+        found.reserve(hi.saturating_sub(lo) + 1);
+        let (case, mask, want, end) = (word.case, word.mask, word.want, word.end);
+        let base = found.len();
+        let mut k = base;
+        let slots = found.spare_capacity_mut();
+        let mut s = offsets[lo].as_usize();
+        for (i, o) in offsets[lo + 1..=hi.max(lo)].iter().enumerate() {
+            let e = o.as_usize();
+            let at = if end { e.wrapping_sub(8) } else { s };
+            debug_assert!(at + 8 <= data.len());
+            // SAFETY: rows in `lo..hi` have their eight bytes inside `data` (above).
+            let w = u64::from_le(unsafe { data.as_ptr().add(at).cast::<u64>().read_unaligned() });
+            let hit = (e - s >= n) & ((w | case) & mask == want);
+            // SAFETY: `k - base <= i < hi - lo`, within the capacity reserved.
+            unsafe { slots.get_unchecked_mut(k - base).write((lo + i) as u32) };
+            k += usize::from(hit);
+            s = e;
+        }
+        // SAFETY: the `k - base` entries after `base` were written above.
+        unsafe { found.set_len(k) };
+        if n > 8 {
+            found.retain(|&r| (r as usize) < lo || row_matches(r as usize));
+        }
+        found.extend((hi.max(lo)..rows).filter(|&r| edge(r)).map(|r| r as u32));
+        return if negated {
+            complement(&found, rows)
+        } else {
+            found
+        };
+    }
     for (r, o) in offsets.iter().skip(1).enumerate() {
         let e = o.as_usize();
         let len = e - s;
@@ -567,6 +625,50 @@ fn affix_rows<O: OffsetSizeTrait>(
         s = e;
     }
     out
+}
+
+/// An affix needle's first eight bytes (`startswith`) or last eight (`endswith`) as one
+/// word to compare a row's with: a letter's case bit is set on both sides (`fold`: 0x20
+/// when case-insensitive; only letters get it, as `@` and `` ` `` differ by that bit).
+struct AffixWord {
+    end: bool,
+    /// The bytes compared (the needle's, at most eight), their case bits, the needle's.
+    mask: u64,
+    case: u64,
+    want: u64,
+}
+
+impl AffixWord {
+    fn new(needle: &[u8], kind: Affix, fold: u8) -> AffixWord {
+        let k = needle.len().min(8);
+        let end = kind == Affix::End;
+        // The compared bytes in the order they sit in the row's word: the needle's last
+        // `k` at the top of the eight bytes before the row's end, or its first `k` at
+        // the bottom of the eight from its start.
+        let (part, shift) = if end {
+            (&needle[needle.len() - k..], 8 * (8 - k))
+        } else {
+            (&needle[..k], 0)
+        };
+        let mut bytes = [0u8; 8];
+        let mut case = [0u8; 8];
+        for (i, &b) in part.iter().enumerate() {
+            let letter = b.is_ascii_alphabetic() && fold != 0;
+            bytes[i] = if letter { b | 0x20 } else { b };
+            case[i] = if letter { 0x20 } else { 0 };
+        }
+        let low = if k == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * k)) - 1
+        };
+        AffixWord {
+            end,
+            mask: low << shift,
+            case: u64::from_le_bytes(case) << shift,
+            want: u64::from_le_bytes(bytes) << shift,
+        }
+    }
 }
 
 /// `visit(row)` for each row of `rows` (ascending), the lines holding the offsets and
@@ -712,6 +814,57 @@ mod tests {
             // Two needles of one `has_any` in one row: the row once.
             Some("ConnectWise ScreenConnect"),
         ]
+    }
+
+    /// `startswith`/`endswith` over whole arrays without nulls (`affix_rows`, eight bytes
+    /// compared at once): needles of one to twelve bytes, letters of both cases and the
+    /// bytes a case bit apart (`@` and `` ` ``, `[` and `{`), rows shorter and longer than
+    /// eight bytes, at both ends of the buffer, ASCII or not; each row as `matches` has it.
+    #[test]
+    fn affix_words_agree_with_the_rule() {
+        let alphabet: Vec<&str> = vec!["a", "A", "b", "@", "`", "[", "{", ".", "é", "k", "K", "1"];
+        let mut state = 5u64;
+        let mut next = move |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        for case in 0..300 {
+            let mut word = |len: usize, next: &mut dyn FnMut(usize) -> usize| -> String {
+                (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
+            };
+            let needle: String = word(1 + case % 12, &mut next)
+                .chars()
+                .filter(char::is_ascii)
+                .collect();
+            let rows: Vec<String> = (0..40)
+                .map(|_| {
+                    let len = next(16);
+                    let body = word(len, &mut next);
+                    match next(4) {
+                        0 => format!("{}{body}", needle.to_ascii_uppercase()),
+                        1 => format!("{body}{needle}"),
+                        _ => body,
+                    }
+                })
+                .collect();
+            let a = StringArray::from(rows.clone());
+            for kind in [
+                Kind::StartsWith(needle.clone()),
+                Kind::EndsWith(needle.clone()),
+            ] {
+                for (cs, negated) in [(false, false), (true, false), (false, true)] {
+                    let m = Matcher::new(kind.clone(), cs, negated);
+                    let want: Vec<u32> = (0..rows.len() as u32)
+                        .filter(|&r| m.matches(&rows[r as usize]))
+                        .collect();
+                    if let Some(got) = m.select_rows(&a, None) {
+                        assert_eq!(got, want, "{m:?} over {rows:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// Every layout and strategy agrees with `matches` on each string.
