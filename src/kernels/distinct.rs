@@ -259,7 +259,23 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
                     tops.push(t);
                 }
             }
-            i = popular_blocks::<O, T, W, SIMD>(&mut m, spans, i, count, &tops, &mut |m, j| {
+            // And for the rows that are none of them, the most frequent other value of
+            // each length (kept or not: those rows are written one by one anyway).
+            let mut seconds: Vec<usize> = Vec::new();
+            for &t in &by_count[1..] {
+                if seconds.len() == POPULAR_VALUES {
+                    break;
+                }
+                let len = m.ids.spans[t].1;
+                if m.ids.fixed(t)
+                    && !tops.contains(&t)
+                    && seconds.iter().all(|&o| m.ids.spans[o].1 != len)
+                {
+                    seconds.push(t);
+                }
+            }
+            let sets = (&tops[..], &seconds[..]);
+            i = popular_blocks::<O, T, W, SIMD>(&mut m, spans, i, count, sets, &mut |m, j| {
                 new_value(m, from + j)
             });
             if m.done < count {
@@ -312,12 +328,18 @@ const POPULAR_VALUES: usize = 32;
 /// words) holds at least half the rows (telemetry is skewed: "Microsoft Corporation" is
 /// 78% of the benchmark's company names, the OS's own product name 64% of its product
 /// names). A first pass (`Popular::classify`) compares each row with the value of
-/// `tops` of the row's length, no branch, and lists the rows that are none of them; the
-/// table is probed for those only; the block's rows are then written in order (only
-/// the others' when no value of `tops` is kept). 10M rows, 1 thread: company names
-/// 38.5 -> 27.6 ms with the first value alone, -> 18 ms with every value of the first
-/// rows, one per length (the other rows fall from 22% to 1%); product names 41.6 ->
-/// 38.7 -> 25 ms (36% to 5%) (a `has_any` of ten needles, `benchmarks/`' data). Returns the
+/// `tops` of the row's length, no branch, and lists the rows that are none of them; those
+/// are compared with the value of `seconds` of their length (the next most frequent
+/// values, one per length, kept or not), and the table is probed for the rest; the
+/// block's rows are then written in order (only the others' when no value of `tops` is
+/// kept). 10M rows, 1 thread: company names 38.5 -> 27.6 ms with the first value alone,
+/// -> 18 ms with every value of the first rows, one per length (the other rows fall
+/// from 22% to 1%); product names 41.6 -> 38.7 -> 25 ms (36% to 5%) (a `has_any` of
+/// ten needles, `benchmarks/`' data). The second set takes the rows of a kept value
+/// that `tops` leaves out (Google's, a tenth of the company names, when the first
+/// value is not kept): the pack's company needles as one `has_any` 21.2 -> 19.1 ms,
+/// the pack ~2% (the probes of a small table in cache cost about what a compare
+/// does, so it gains little on the others). Returns the
 /// position it stopped at (`m.done` set when the values ran out); the caller finishes
 /// the last rows.
 #[inline(always)]
@@ -326,7 +348,7 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     spans: &[O],
     start: usize,
     count: usize,
-    tops: &[usize],
+    (tops, seconds): (&[usize], &[usize]),
     new_value: &mut impl FnMut(&mut Memo<'_, T, W>, usize) -> bool,
 ) -> usize {
     // Rows whose fixed words lie inside the buffer (offsets only grow).
@@ -334,6 +356,7 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     let safe = spans[..count].partition_point(|o| o.as_usize() + 8 * W <= data_len);
     let top_kept = m.kept[tops[0]];
     let popular = m.ids.popular(tops);
+    let second = (!seconds.is_empty()).then(|| m.ids.popular(seconds));
     let data = m.ids.data;
     let mut rows = Classified {
         ids: [0; POPULAR_BLOCK],
@@ -346,9 +369,15 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
         let Classified { ids, others } = &mut rows;
         for &j in &others[..n] {
             let j = usize::from(j);
-            let id = m
-                .ids
-                .id_with::<SIMD>(block[j].as_usize(), block[j + 1].as_usize());
+            let (s, e) = (block[j].as_usize(), block[j + 1].as_usize());
+            // SAFETY: the rows before `safe` have their fixed words inside `data`.
+            let id = match second
+                .as_ref()
+                .map(|p| unsafe { p.find::<SIMD>(data, s, e) })
+            {
+                Some((true, id)) => id as usize,
+                _ => m.ids.id_with::<SIMD>(s, e),
+            };
             ids[j] = id as u32;
             if id == m.values.len() && new_value(m, i + j) {
                 // The values ran out at this row: the rows up to it, as the plain loop.
