@@ -206,7 +206,7 @@ mod tests {
     fn rows_match_a_plain_loop() {
         let values = Arc::new(StringArray::from(vec!["a", "b", "c", "d", "e", "f"]));
         let keys: Vec<Option<i32>> = (0..200)
-            .map(|i| (i % 7 != 3).then_some((i * 5 % 6) as i32))
+            .map(|i| (i % 7 != 3).then_some(i * 5 % 6))
             .collect();
         let with_nulls =
             DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys.clone()), values.clone())

@@ -831,7 +831,7 @@ mod tests {
             (state >> 33) as usize % n
         };
         for case in 0..300 {
-            let mut word = |len: usize, next: &mut dyn FnMut(usize) -> usize| -> String {
+            let word = |len: usize, next: &mut dyn FnMut(usize) -> usize| -> String {
                 (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
             };
             let needle: String = word(1 + case % 12, &mut next)
