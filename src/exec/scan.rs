@@ -282,33 +282,6 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x <= y => {
-                i += 1;
-                if x == y {
-                    j += 1;
-                }
-                *x
-            }
-            (_, Some(y)) => {
-                j += 1;
-                *y
-            }
-            (Some(x), None) => {
-                i += 1;
-                *x
-            }
-            (None, None) => break,
-        };
-        out.push(next);
-    }
-    out
-}
-
 /// A term predicate answered from a shared scanner's hits.
 #[derive(Clone, Debug)]
 struct SharedTerm {
@@ -548,7 +521,7 @@ impl Raw {
                 let mut acc: Vec<u32> = Vec::new();
                 for p in parts {
                     match p.select(batch, sel, hits)? {
-                        Some(Sel::Rows(r)) => acc = union(&acc, &r),
+                        Some(Sel::Rows(r)) => acc = termscan::union_sorted(&acc, &r),
                         Some(Sel::All) | None => return Ok(Some(sel.clone())),
                     }
                 }

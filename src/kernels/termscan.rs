@@ -111,7 +111,7 @@ impl KeyRows {
 }
 
 /// The rows of two sorted lists of unique rows, sorted and unique.
-fn union_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+pub fn union_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -1026,6 +1026,9 @@ mod tests {
         assert_eq!(k.rows(&[0, 1, 2], true), vec![5]);
         assert_eq!(k.rows(&[], false), Vec::<u32>::new());
         assert_eq!(k.rows(&[1, 1, 3], false), vec![0, 2, 5]);
+        assert_eq!(union_sorted(&[1, 3, 5], &[2, 3, 6]), vec![1, 2, 3, 5, 6]);
+        assert_eq!(union_sorted(&[], &[4]), vec![4]);
+        assert_eq!(union_sorted(&[4, 9], &[]), vec![4, 9]);
         // Lists of any sizes (one holding most rows, as `Google` does), overlapping:
         // the union, sorted and unique, as a set makes it.
         let mut state = 11u64;
