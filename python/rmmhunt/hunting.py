@@ -474,10 +474,11 @@ def _check_columns(data: Mapping[str, pyarrow.Table], rules: Sequence[Rule]) -> 
     raise DataError("the data lacks columns the selected rules need:\n" + "\n".join(lines))
 
 
-def _named_columns(rule: Rule, table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
-    """Which of ``columns`` (``table``'s documented ones) ``rule``'s query names."""
+def _named_columns(rule: Rule, table: str) -> tuple[str, ...]:
+    """Which of ``table``'s documented columns ``rule``'s query names."""
 
     def named() -> tuple[str, ...]:
+        columns = _column_types().get(table, {})
         return tuple(c for c in columns if re.search(rf"\b{re.escape(c)}\b", rule.query))
 
     return cast("tuple[str, ...]", _derived(rule, "named:" + table, named))
@@ -506,7 +507,7 @@ def _conform_types(
             c
             for r in rules
             if table in r.tables and not _rule_columns(r, table)
-            for c in _named_columns(r, table, tuple(types))
+            for c in _named_columns(r, table)
         }
         for col in sorted(needed):
             want = types.get(col)

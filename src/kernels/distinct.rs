@@ -243,37 +243,28 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
             .first()
             .filter(|&&t| counts[t] as usize * 10 >= probe * 5 && m.ids.fixed(t))
         {
-            // With it, the other values of the first rows, most frequent first: one per
-            // length, and a kept one only when the first is kept too (when none of them
-            // is, only the other rows are written).
-            let mut tops = vec![top];
-            for &t in &by_count[1..] {
-                if tops.len() == POPULAR_VALUES {
-                    break;
+            // Values of the first rows, most frequent first, one per length, that `admit`
+            // lets in.
+            let per_length = |admit: &dyn Fn(usize) -> bool| {
+                let mut set: Vec<usize> = Vec::new();
+                for &t in &by_count {
+                    let len = m.ids.spans[t].1;
+                    if set.len() < POPULAR_VALUES
+                        && m.ids.fixed(t)
+                        && admit(t)
+                        && set.iter().all(|&o| m.ids.spans[o].1 != len)
+                    {
+                        set.push(t);
+                    }
                 }
-                let len = m.ids.spans[t].1;
-                if m.ids.fixed(t)
-                    && (m.kept[top] || !m.kept[t])
-                    && tops.iter().all(|&o| m.ids.spans[o].1 != len)
-                {
-                    tops.push(t);
-                }
-            }
-            // And for the rows that are none of them, the most frequent other value of
-            // each length (kept or not: those rows are written one by one anyway).
-            let mut seconds: Vec<usize> = Vec::new();
-            for &t in &by_count[1..] {
-                if seconds.len() == POPULAR_VALUES {
-                    break;
-                }
-                let len = m.ids.spans[t].1;
-                if m.ids.fixed(t)
-                    && !tops.contains(&t)
-                    && seconds.iter().all(|&o| m.ids.spans[o].1 != len)
-                {
-                    seconds.push(t);
-                }
-            }
+                set
+            };
+            // The first value, and the others a kept one only when the first is kept
+            // too (when none of them is, only the other rows are written).
+            let tops = per_length(&|t| m.kept[top] || !m.kept[t]);
+            // For the rows that are none of them, the most frequent other value of each
+            // length (kept or not: those rows are written one by one anyway).
+            let seconds = per_length(&|t| !tops.contains(&t));
             let sets = (&tops[..], &seconds[..]);
             i = popular_blocks::<O, T, W, SIMD>(&mut m, spans, i, count, sets, &mut |m, j| {
                 new_value(m, from + j)
