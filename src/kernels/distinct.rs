@@ -351,14 +351,14 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
     let data = m.ids.data;
     let mut rows = Classified {
         ids: [0; POPULAR_BLOCK],
-        others: [0; POPULAR_BLOCK],
+        others: [0; POPULAR_BLOCK + 8],
     };
     let mut i = start;
     while i + POPULAR_BLOCK <= safe {
         let block = &spans[i..=i + POPULAR_BLOCK];
-        let n = popular.classify::<O, SIMD>(data, block, &mut rows);
+        let n = popular.classify::<O, SIMD>(data, block, &mut rows, top_kept);
         let Classified { ids, others } = &mut rows;
-        for &j in &others[..n] {
+        for (at, &j) in others[..n].iter().enumerate() {
             let j = usize::from(j);
             let (s, e) = (block[j].as_usize(), block[j + 1].as_usize());
             // SAFETY: the rows before `safe` have their fixed words inside `data`.
@@ -371,9 +371,15 @@ fn popular_blocks<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
             };
             ids[j] = id as u32;
             if id == m.values.len() && new_value(m, i + j) {
-                // The values ran out at this row: the rows up to it, as the plain loop.
-                for (q, &id) in ids[..=j].iter().enumerate() {
-                    m.push(i + q, id as usize);
+                // The values ran out at this row: the rows up to it, as below.
+                if top_kept {
+                    for (q, &id) in ids[..=j].iter().enumerate() {
+                        m.push(i + q, id as usize);
+                    }
+                } else {
+                    for &q in &others[..=at] {
+                        m.push(i + usize::from(q), ids[usize::from(q)] as usize);
+                    }
                 }
                 m.done = i + j + 1;
                 return i + j + 1;
@@ -496,78 +502,70 @@ struct ValueIds<'a, const W: usize> {
     spans: Vec<(usize, usize)>,
 }
 
-/// Entries of `Popular::by_len`: lengths 0 to 127 (a longer row is looked up as 127).
+/// Entries of `Popular`'s tables: lengths 0 to 127 (a longer row is looked up as 127).
 const BY_LEN: usize = 128;
 
 /// The values rows are compared with, whole, in the popular-value loop, at most one of
-/// each length: a row is compared with the one of its length only (or with none, a
-/// last entry no row matches), so a value more costs the loop nothing per row.
+/// each length: a row is compared with the one of its length only (or with none, an
+/// entry no row matches), so a value more costs the loop nothing per row.
 struct Popular<const W: usize> {
-    /// Per value (and the last entry): its words, the mask of its length and its id. The
-    /// last entry, for lengths no value has, masks every byte away and expects a word
-    /// that is not zero: no row is it.
-    words: [Words<W>; POPULAR_VALUES + 1],
-    masks: [Words<W>; POPULAR_VALUES + 1],
-    ids: [u32; POPULAR_VALUES + 1],
-    /// By a row's length (127 for any longer): the entry of the value of that length,
-    /// else the last entry (at most `POPULAR_VALUES`). A row is only ever compared with
-    /// a value of its own length, so its bytes alone decide: no length test a row (with
-    /// one, LLVM reduced the compare's vector to a scalar to join them). With the bounds
-    /// check a row gone too, 37 -> 27 instructions a row: over 10M rows, company names
-    /// 16.1 -> 13.8 ms, product names 23.2 -> 20.2 ms (a 10-needle `has_any`).
-    by_len: [u8; BY_LEN],
+    /// By a row's length (127 for any longer): the words of the value of that length,
+    /// the mask of that length and the value's id. A length no value has masks every
+    /// byte away and expects a word that is not zero: no row is it. A row is only ever
+    /// compared with a value of its own length, so its bytes alone decide: no length
+    /// test a row (with one, LLVM reduced the compare's vector to a scalar to join them:
+    /// 37 -> 27 instructions a row without it). Indexed by the length itself, not
+    /// through a table of entries (one load a row fewer, and one step less between a
+    /// row's length and its compare).
+    words: [Words<W>; BY_LEN],
+    masks: [Words<W>; BY_LEN],
+    ids: [u32; BY_LEN],
 }
 
 /// What `Popular::classify` tells of a block's rows: each row's value id (when it is one
-/// of the values), and the positions of the rows that are not.
+/// of the values, and the caller asked for ids), and the positions of the rows that are
+/// not.
 struct Classified {
     ids: [u32; POPULAR_BLOCK],
-    others: [u16; POPULAR_BLOCK],
+    /// Eight spare entries: positions are written eight at a time.
+    others: [u16; POPULAR_BLOCK + 8],
 }
 
 impl<const W: usize> Popular<W> {
     /// The rows of a block (`spans`: `POPULAR_BLOCK + 1` offsets, each row's fixed words
-    /// inside `data`): each row's id in `out.ids` when it is one of the values, and the
-    /// others listed in `out.others`, whose number is returned. A function of its own, so
-    /// its loop keeps everything in registers (inside the memo loop it spilled: the
-    /// company names' memo 24 -> 22 ms over 10M rows).
+    /// inside `data`): the others (not one of the values) listed in `out.others`, whose
+    /// number is returned, and with `ids` each row's id in `out.ids` when it is one of
+    /// the values (without, `out.ids` is left as it was: a caller that only writes the
+    /// other rows never reads them). A function of its own, so its loop keeps everything
+    /// in registers (inside the memo loop it spilled: the company names' memo 24 -> 22
+    /// ms over 10M rows).
     #[inline(never)]
     fn classify<O: OffsetSizeTrait, const SIMD: bool>(
         &self,
         data: &[u8],
         spans: &[O],
         out: &mut Classified,
+        ids: bool,
     ) -> usize {
-        #[cfg(target_arch = "x86_64")]
-        if SIMD {
-            // SAFETY: `SIMD` is only set in `memo_rows_avx2`, called after the check.
-            return unsafe { self.classify_avx2(data, spans, out) };
-        }
-        self.classify_in::<O, false>(data, spans, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn classify_avx2<O: OffsetSizeTrait>(
-        &self,
-        data: &[u8],
-        spans: &[O],
-        out: &mut Classified,
-    ) -> usize {
-        self.classify_in::<O, true>(data, spans, out)
-    }
-
-    #[inline(always)]
-    fn classify_in<O: OffsetSizeTrait, const SIMD: bool>(
-        &self,
-        data: &[u8],
-        spans: &[O],
-        out: &mut Classified,
-    ) -> usize {
-        let mut n = 0;
         // Offsets only grow: the last row's start bounds every row's fixed words (`find`
         // then reads them without a check a row).
+        assert!(spans.len() > POPULAR_BLOCK);
         assert!(spans[POPULAR_BLOCK - 1].as_usize() + 8 * W <= data.len());
+        #[cfg(target_arch = "x86_64")]
+        if SIMD && !O::IS_LARGE {
+            // SAFETY: `O` is `i32` (arrow's offsets are i32 or i64); `SIMD` is only set
+            // in `memo_rows_avx2`, called after the check for AVX2; the bounds are
+            // asserted above.
+            return unsafe {
+                let spans = std::slice::from_raw_parts(spans.as_ptr().cast::<i32>(), spans.len());
+                if ids {
+                    self.classify_eights::<true>(data, spans, out)
+                } else {
+                    self.classify_eights::<false>(data, spans, out)
+                }
+            };
+        }
+        let mut n = 0;
         for (j, w) in spans[..=POPULAR_BLOCK].windows(2).enumerate() {
             // SAFETY: `w[0]` is at most the last row's start (asserted above).
             let (is_value, id) =
@@ -580,6 +578,61 @@ impl<const W: usize> Popular<W> {
         n
     }
 
+    /// `classify` of `i32` offsets on AVX2, eight rows at a time: each row's bytes and
+    /// its value's differ in a vector that is zero when they are equal, four such
+    /// vectors fold into one bit each (two unpacks, two lane swaps, one compare: no
+    /// vector-to-flags test a row, which with the extraction of each row's length from
+    /// a vector held the loop to ~4 cycles a row), and the positions of the rows that
+    /// are none of the values are written eight at a time from a table. With the tables
+    /// indexed by length and no ids written when none are read, over 10M rows, 1
+    /// thread (a `has_any` of the pack's needles): company names 27.3 -> 22.5 ms,
+    /// product names 29.4 -> 25.4 ms; the pack 80.6 -> 74.0 ms (this machine, an AMD
+    /// EPYC at ~3.5 GHz; the loop alone over 1M company names in cache, 1.13 -> 0.86 ns
+    /// a row).
+    ///
+    /// # Safety
+    /// AVX2 must be available; `spans` must hold `POPULAR_BLOCK + 1` offsets, each row's
+    /// fixed words inside `data` (as `classify` asserts).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    unsafe fn classify_eights<const IDS: bool>(
+        &self,
+        data: &[u8],
+        spans: &[i32],
+        out: &mut Classified,
+    ) -> usize {
+        const { assert!(POPULAR_BLOCK % 8 == 0 && POPULAR_BLOCK <= u16::MAX as usize) };
+        let (d, o) = (data.as_ptr(), spans.as_ptr());
+        let mut n = 0;
+        for g in (0..POPULAR_BLOCK).step_by(8) {
+            // SAFETY: offsets g..=g + 8 exist (`POPULAR_BLOCK + 1` of them); a row's
+            // start is at most the last row's, whose fixed words are inside `data` (the
+            // caller's promise); the length is clamped inside the tables; `out.ids`
+            // holds the block's rows.
+            let mut differs = |k: usize| unsafe {
+                let (start, end) = (*o.add(g + k), *o.add(g + k + 1));
+                // Offsets grow: the difference is a length (unsigned, then clamped).
+                let len = ((end - start) as u32 as usize).min(BY_LEN - 1);
+                if IDS {
+                    *out.ids.get_unchecked_mut(g + k) = *self.ids.get_unchecked(len);
+                }
+                simd::differs::<W>(
+                    d.add(start as u32 as usize),
+                    &self.words.get_unchecked(len).0,
+                    &self.masks.get_unchecked(len).0,
+                )
+            };
+            let low = simd::zero_lanes(differs(0), differs(1), differs(2), differs(3));
+            let high = simd::zero_lanes(differs(4), differs(5), differs(6), differs(7));
+            let misses = !(low | (high << 4)) & 0xff;
+            // SAFETY: `n <= g` (at most one position a row so far), and `others` holds
+            // `POPULAR_BLOCK + 8`.
+            unsafe { simd::write_positions(out.others.as_mut_ptr().add(n), g as u16, misses) };
+            n += misses.count_ones() as usize;
+        }
+        n
+    }
+
     /// Whether `data[start..end]` is one of the values, and that value's id (any id when
     /// not), with no branch on the row's bytes: the row's fixed words are masked to the
     /// length of the value of its length and compared with that value's words.
@@ -588,16 +641,13 @@ impl<const W: usize> Popular<W> {
     /// `start + 8 * W` must be at most `data.len()`.
     #[inline(always)]
     unsafe fn find<const SIMD: bool>(&self, data: &[u8], start: usize, end: usize) -> (bool, u32) {
-        let len = end - start;
-        let e = usize::from(self.by_len[len.min(BY_LEN - 1)]);
-        debug_assert!(e <= POPULAR_VALUES);
-        // SAFETY: `by_len`'s entries are at most `POPULAR_VALUES` (`ValueIds::popular`),
-        // and each array holds `POPULAR_VALUES + 1`.
+        let len = (end - start).min(BY_LEN - 1);
+        // SAFETY: `len < BY_LEN`, the length of each table.
         let (words, mask, id) = unsafe {
             (
-                &self.words.get_unchecked(e).0,
-                &self.masks.get_unchecked(e).0,
-                *self.ids.get_unchecked(e),
+                &self.words.get_unchecked(len).0,
+                &self.masks.get_unchecked(len).0,
+                *self.ids.get_unchecked(len),
             )
         };
         debug_assert!(start + 8 * W <= data.len());
@@ -672,7 +722,7 @@ impl<'a, const W: usize> ValueIds<'a, W> {
 
     /// `ids`' values (read as fixed words, of distinct lengths, at most
     /// `POPULAR_VALUES` of them, at least one) as the set rows are compared with.
-    fn popular(&self, ids: &[usize]) -> Popular<W> {
+    fn popular(&self, ids: &[usize]) -> Box<Popular<W>> {
         assert!(!ids.is_empty() && ids.len() <= POPULAR_VALUES);
         debug_assert!(ids.iter().all(|&id| self.fixed(id)));
         let mask = |len: usize| {
@@ -681,21 +731,19 @@ impl<'a, const W: usize> ValueIds<'a, W> {
                 (8 * w..8 * w + 8).map(byte).fold(0, |m, b| m | b)
             }))
         };
-        // The last entry (and the unused ones): no row is it (see `words`), the first
-        // value's id.
-        let mut p = Popular {
-            words: [Words([0; W]); POPULAR_VALUES + 1],
-            masks: [mask(0); POPULAR_VALUES + 1],
-            ids: [ids[0] as u32; POPULAR_VALUES + 1],
-            by_len: [POPULAR_VALUES as u8; BY_LEN],
-        };
-        p.words[POPULAR_VALUES].0[0] = 1; // masked to nothing, a row's words are zero
-        for (e, &id) in ids.iter().enumerate() {
+        // Lengths no value has: no row is it (see `words`), the first value's id.
+        let mut none = Words([0; W]);
+        none.0[0] = 1; // masked to nothing, a row's words are zero
+        let mut p = Box::new(Popular {
+            words: [none; BY_LEN],
+            masks: [mask(0); BY_LEN],
+            ids: [ids[0] as u32; BY_LEN],
+        });
+        for &id in ids {
             let len = self.spans[id].1;
-            p.words[e] = self.words[id];
-            p.masks[e] = mask(len);
-            p.ids[e] = id as u32;
-            p.by_len[len] = e as u8;
+            p.words[len] = self.words[id];
+            p.masks[len] = mask(len);
+            p.ids[len] = id as u32;
         }
         p
     }
@@ -962,12 +1010,29 @@ mod simd {
         words: &[u64; W],
         mask: &[u64; W],
     ) -> bool {
+        // SAFETY: the caller's promise.
+        let d = unsafe { differs::<W>(p, words, mask) };
+        _mm256_testz_si256(d, d) == 1
+    }
+
+    /// A vector that is zero exactly when the `8 * W` bytes at `p`, masked by `mask`,
+    /// are `words`.
+    ///
+    /// # Safety
+    /// `8 * W` bytes must be readable at `p`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn differs<const W: usize>(
+        p: *const u8,
+        words: &[u64; W],
+        mask: &[u64; W],
+    ) -> __m256i {
         let (w, m) = (
             words.as_ptr() as *const __m256i,
             mask.as_ptr() as *const __m256i,
         );
         // SAFETY: the caller's `8 * W` bytes at `p`; `words` and `mask` hold `8 * W` bytes.
-        let d = unsafe {
+        unsafe {
             let d0 = _mm256_xor_si256(
                 _mm256_and_si256(
                     _mm256_loadu_si256(p as *const __m256i),
@@ -998,8 +1063,60 @@ mod simd {
                     ),
                 ),
             }
-        };
-        _mm256_testz_si256(d, d) == 1
+        }
+    }
+
+    /// Which of four vectors are zero, as bits 0 to 3: each vector's four words or'ed
+    /// into one lane (the 4x4 words transposed by two unpacks and two lane swaps), then
+    /// one compare with zero and one mask for the four.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) fn zero_lanes(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> u32 {
+        // [a0|a1, b0|b1, a2|a3, b2|b3] and the same of c and d.
+        let ab = _mm256_or_si256(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+        let cd = _mm256_or_si256(_mm256_unpacklo_epi64(c, d), _mm256_unpackhi_epi64(c, d));
+        let all = _mm256_or_si256(
+            _mm256_permute2x128_si256::<0x20>(ab, cd),
+            _mm256_permute2x128_si256::<0x31>(ab, cd),
+        );
+        let zero = _mm256_cmpeq_epi64(all, _mm256_setzero_si256());
+        _mm256_movemask_pd(_mm256_castsi256_pd(zero)) as u32
+    }
+
+    /// For each eight bits, the positions of the bits set, packed first.
+    static POSITIONS: [[u16; 8]; 256] = {
+        let mut table = [[0u16; 8]; 256];
+        let mut bits = 0;
+        while bits < 256 {
+            let (mut k, mut b) = (0, 0);
+            while b < 8 {
+                if bits & (1 << b) != 0 {
+                    table[bits][k] = b as u16;
+                    k += 1;
+                }
+                b += 1;
+            }
+            bits += 1;
+        }
+        table
+    };
+
+    /// Writes `base + i` for each bit `i` set in `bits` (< 256), in order, at `out`; the
+    /// eight u16s there are all written (those past the bits set are junk).
+    ///
+    /// # Safety
+    /// Eight u16s must be writable at `out`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(super) unsafe fn write_positions(out: *mut u16, base: u16, bits: u32) {
+        debug_assert!(bits < 256);
+        // SAFETY: `bits < 256` indexes the table, whose entries are 16 bytes; the
+        // caller's eight u16s at `out`.
+        unsafe {
+            let at = _mm_loadu_si128(POSITIONS[bits as usize & 0xff].as_ptr() as *const __m128i);
+            let positions = _mm_add_epi16(_mm_set1_epi16(base as i16), at);
+            _mm_storeu_si128(out as *mut __m128i, positions);
+        }
     }
 
     /// The words of the two vectors.
@@ -1160,6 +1277,7 @@ mod tests {
                 })
                 .collect();
             let a = StringArray::from(vals.clone());
+            let large = arrow::array::LargeStringArray::from(vals.clone());
             for (keep_popular, keep_frequent) in
                 [(false, 'G'), (true, 'G'), (false, 'x'), (true, 'T')]
             {
@@ -1230,6 +1348,14 @@ mod tests {
                             ));
                             all.push(memo_rows_avx2::<i32, String, 8>(
                                 &a,
+                                Rows::From(from),
+                                to_string,
+                                keep,
+                            ));
+                            // Large offsets: the row-at-a-time compare on AVX2 (the
+                            // eight-row one takes `i32` offsets).
+                            all.push(memo_rows_avx2::<i64, String, 4>(
+                                &large,
                                 Rows::From(from),
                                 to_string,
                                 keep,
