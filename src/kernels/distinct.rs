@@ -979,6 +979,7 @@ fn same_words<const W: usize>(a: &[u64; W], b: &[u64; W]) -> bool {
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{fold, MASK_BYTES, SEEDS};
+    use crate::kernels::lanes;
     use std::arch::x86_64::*;
 
     /// The value at `p` (with `8 * W` readable bytes) masked to `len` bytes.
@@ -1144,24 +1145,6 @@ mod simd {
         _mm256_movemask_pd(_mm256_castsi256_pd(zero)) as u32
     }
 
-    /// For each eight bits, the positions of the bits set, packed first.
-    static POSITIONS: [[u16; 8]; 256] = {
-        let mut table = [[0u16; 8]; 256];
-        let mut bits = 0;
-        while bits < 256 {
-            let (mut k, mut b) = (0, 0);
-            while b < 8 {
-                if bits & (1 << b) != 0 {
-                    table[bits][k] = b as u16;
-                    k += 1;
-                }
-                b += 1;
-            }
-            bits += 1;
-        }
-        table
-    };
-
     /// Writes `base + i` for each bit `i` set in `bits` (< 256), in order, at `out`; the
     /// eight u16s there are all written (those past the bits set are junk).
     ///
@@ -1171,13 +1154,9 @@ mod simd {
     #[inline]
     pub(super) unsafe fn write_positions(out: *mut u16, base: u16, bits: u32) {
         debug_assert!(bits < 256);
-        // SAFETY: `bits < 256` indexes the table, whose entries are 16 bytes; the
-        // caller's eight u16s at `out`.
-        unsafe {
-            let at = _mm_loadu_si128(POSITIONS[bits as usize & 0xff].as_ptr() as *const __m128i);
-            let positions = _mm_add_epi16(_mm_set1_epi16(base as i16), at);
-            _mm_storeu_si128(out as *mut __m128i, positions);
-        }
+        let positions = _mm_add_epi16(_mm_set1_epi16(base as i16), lanes::set16(bits));
+        // SAFETY: the caller's eight u16s at `out`.
+        unsafe { _mm_storeu_si128(out as *mut __m128i, positions) };
     }
 
     /// The words of the two vectors.

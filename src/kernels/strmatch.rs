@@ -729,28 +729,12 @@ fn lengths_by_simd<O: OffsetSizeTrait>() -> bool {
 mod simd {
     use std::arch::x86_64::*;
 
-    /// For each eight lanes' bit mask, the lanes whose bits are set, packed first.
-    const LEFT_PACK: [[u32; 8]; 256] = {
-        let mut table = [[0u32; 8]; 256];
-        let mut mask = 0;
-        while mask < 256 {
-            let (mut lane, mut k) = (0, 0);
-            while lane < 8 {
-                if (mask >> lane) & 1 == 1 {
-                    table[mask][k] = lane as u32;
-                    k += 1;
-                }
-                lane += 1;
-            }
-            mask += 1;
-        }
-        table
-    };
+    use crate::kernels::lanes;
 
     /// `affix_rows`' word test over rows `lo..` eight at a time: their lengths from two
     /// vector loads of offsets, each row's eight bytes (at its start, or before its end)
     /// put four to a vector, compared at once, and the rows that pass written eight at
-    /// a time (`LEFT_PACK`). Appends them to `found` and returns the row it stopped
+    /// a time (`lanes::set32`). Appends them to `found` and returns the row it stopped
     /// before (fewer than eight rows before `hi` are left to the caller). 10M file
     /// names, `startswith "level"` (the loop alone): 10.2 -> 6.5 ms, ~25 GB/s of the
     /// offsets and values read.
@@ -809,8 +793,7 @@ mod simd {
             // (at most eight a step, `rows + 8` in all); only the first `count_ones`
             // of the eight written become elements.
             unsafe {
-                let lanes = _mm256_loadu_si256(LEFT_PACK[bits as usize].as_ptr().cast());
-                let rows = _mm256_add_epi32(_mm256_set1_epi32(r as u32 as i32), lanes);
+                let rows = _mm256_add_epi32(_mm256_set1_epi32(r as u32 as i32), lanes::set32(bits));
                 _mm256_storeu_si256(out.add(k).cast(), rows);
             }
             k += bits.count_ones() as usize;
@@ -854,10 +837,7 @@ mod simd {
                 out.reserve(STEP);
                 for (k, &bits) in masks.iter().enumerate() {
                     let first = _mm256_set1_epi32((r + 8 * k) as u32 as i32);
-                    // SAFETY: `bits` < 256 indexes the table; its entry is eight u32s.
-                    let lanes = unsafe {
-                        _mm256_loadu_si256(LEFT_PACK[bits as usize].as_ptr() as *const __m256i)
-                    };
+                    let lanes = lanes::set32(bits);
                     // SAFETY: room for 32 more was reserved; only the first `count_ones`
                     // of these eight become elements.
                     unsafe {
