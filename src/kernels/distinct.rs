@@ -157,7 +157,14 @@ pub fn has_majority<O: OffsetSizeTrait>(
     let count = (from..end)
         .filter(|&r| a.value(r).as_bytes() == winner)
         .count();
-    count * 2 >= end - from && winner.len() <= 8 * word_count(a)
+    popular(count, end - from) && winner.len() <= 8 * word_count(a)
+}
+
+/// Whether a value seen in `count` of `rows` rows is common enough for the memo's
+/// popular-value loop (`popular_blocks`): half of them or more. The memo's own choice
+/// and `has_majority`'s both ask here.
+fn popular(count: usize, rows: usize) -> bool {
+    count * 2 >= rows
 }
 
 /// The fixed words `ValueIds` reads a value as, by the array's mean value length: 4
@@ -277,7 +284,7 @@ fn memo_rows_in<O: OffsetSizeTrait, T, const W: usize, const SIMD: bool>(
         by_count.sort_by_key(|&id| std::cmp::Reverse(counts[id]));
         if let Some(&top) = by_count
             .first()
-            .filter(|&&t| counts[t] as usize * 10 >= probe * 5 && m.ids.fixed(t))
+            .filter(|&&t| popular(counts[t] as usize, probe) && m.ids.fixed(t))
         {
             // Values of the first rows, most frequent first, one per length, that `admit`
             // lets in.
