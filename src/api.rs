@@ -104,7 +104,8 @@ impl Query {
             prepared: None,
         };
         let schema = plan.schema();
-        let chunk = crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
+        let chunk = crate::exec::pool::on_worker(ctx.threads, || crate::exec::collect(&plan, &ctx))
+            .map_err(|e| e.with_source(&self.source))?;
         Ok(QueryResult {
             names: schema.iter().map(|(n, _)| n.clone()).collect(),
             types: schema.iter().map(|(_, t)| *t).collect(),

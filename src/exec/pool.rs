@@ -51,6 +51,19 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     Ok(p)
 }
 
+/// `f` run on one of the pool's `threads` workers, so that the thread handing out rounds
+/// of morsels and consuming their results is one of the `threads`, not a third thread
+/// that wakes and sleeps at every round on a machine with `threads` cores.
+pub fn on_worker<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    if threads <= 1 {
+        return f();
+    }
+    match pool(threads) {
+        Ok(p) => p.install(f),
+        Err(_) => f(),
+    }
+}
+
 /// `f(0..n)` on up to `threads` threads, results in index order; a call that panics
 /// becomes an error in its place.
 pub fn parallel_map<T: Send>(
