@@ -679,6 +679,10 @@ pub struct FusedFilter {
     /// Columns converted for the surviving rows: those the rest of the filter reads and
     /// those wanted above it (a column only the raw predicates read is not taken).
     convert: Vec<bool>,
+    /// Per `rest` predicate, the columns still read after it (by later ones, or above
+    /// the filter): the others are dropped before its survivors are taken, so a column
+    /// only the filter reads (`isnotnull(Timestamp) | count`) is neither copied nor held.
+    keep_after: Vec<Vec<bool>>,
     schema: Schema,
 }
 
@@ -705,11 +709,19 @@ impl FusedFilter {
         let rest_refs: Vec<&BExpr> = rest.iter().collect();
         let mut convert = needed_by(&rest_refs, schema.len());
         or_into(&mut convert, wanted);
+        let keep_after = (0..rest.len())
+            .map(|k| {
+                let mut keep = needed_by(&rest_refs[k + 1..], schema.len());
+                or_into(&mut keep, wanted);
+                keep
+            })
+            .collect();
         FusedFilter {
             raw,
             needed: filter_reads(pred, schema.len(), wanted),
             rest,
             convert,
+            keep_after,
             schema: schema.clone(),
         }
     }
@@ -784,7 +796,7 @@ impl FusedFilter {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut chunk = Chunk::new(columns, len);
-        for r in &self.rest {
+        for (r, keep) in self.rest.iter().zip(&self.keep_after) {
             if chunk.len == 0 {
                 break;
             }
@@ -792,6 +804,11 @@ impl FusedFilter {
                 continue;
             }
             let m = eval_mask(r, &chunk)?;
+            for (c, keep) in chunk.columns.iter_mut().zip(keep) {
+                if !keep && !matches!(c, Column::Pruned(..)) {
+                    *c = Column::Pruned(c.kql_type(), c.len());
+                }
+            }
             if m.true_count() != chunk.len {
                 chunk = chunk.filter(&m)?;
             }
