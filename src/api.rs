@@ -6,9 +6,10 @@ use arrow::record_batch::RecordBatch;
 
 use crate::column::Chunk;
 use crate::error::{Error, ErrorKind, Result, Span};
+use crate::exec::pool::on_worker;
 use crate::plan::{bind::bind_query, Plan};
 use crate::syntax::ast::{self, LetValue, NamedExpr, Operator, Statement, TabularExpr};
-use crate::syntax::{parse_expression, parse_query};
+use crate::syntax::{parse_expression, parse_query_measured};
 use crate::table::Catalog;
 use crate::types::KqlType;
 
@@ -17,7 +18,16 @@ use crate::types::KqlType;
 pub struct Query {
     ast: ast::Query,
     source: Arc<str>,
+    /// Binary and pipe operators (as parsed): a query with more than [`INLINE_LINKS`]
+    /// runs on a scan thread even on one thread, for the stack its depth needs.
+    links: usize,
 }
+
+/// The most binary and pipe operators a query may have to run on the caller's thread
+/// when it runs on one thread: the later stages recurse ~1.7 KB a level, so this is
+/// ~2 MB of the caller's stack at most (deeper queries go to a scan thread, ~60 us on
+/// this VM: the hop is most of a small one-thread query's time).
+const INLINE_LINKS: usize = 1000;
 
 impl std::fmt::Display for Query {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,10 +37,16 @@ impl std::fmt::Display for Query {
 
 impl Query {
     pub fn parse(kql: &str) -> Result<Query> {
+        let (ast, links) = parse_query_measured(kql)?;
         Ok(Query {
-            ast: parse_query(kql)?,
+            ast,
             source: kql.into(),
+            links,
         })
+    }
+
+    fn deep(&self) -> bool {
+        self.links > INLINE_LINKS
     }
 
     pub fn ast(&self) -> &ast::Query {
@@ -83,33 +99,40 @@ impl Query {
 
     /// The plan as text, naming the kernel each filter runs with.
     pub fn explain(&self, catalog: &Catalog, now_ticks: i64) -> Result<String> {
-        Ok(self.plan(catalog, now_ticks)?.explain())
+        on_worker(1, self.deep(), || {
+            Ok(self.plan(catalog, now_ticks)?.explain())
+        })
     }
 
     pub fn run(&self, catalog: &Catalog, now_ticks: i64) -> Result<QueryResult> {
         self.run_with_threads(catalog, now_ticks, crate::exec::default_threads())
     }
 
-    /// Like [`Query::run`], with the number of threads scans may use.
+    /// Like [`Query::run`], with the number of threads scans may use. Binding and
+    /// execution run on the scan threads (`exec::pool::on_worker`), whose stacks are
+    /// sized for the deepest query the parser accepts.
     pub fn run_with_threads(
         &self,
         catalog: &Catalog,
         now_ticks: i64,
         threads: usize,
     ) -> Result<QueryResult> {
-        let plan = self.plan(catalog, now_ticks)?;
-        let ctx = crate::exec::ExecContext {
-            catalog,
-            threads: threads.max(1),
-            prepared: None,
-        };
-        let schema = plan.schema();
-        let chunk = crate::exec::pool::on_worker(ctx.threads, || crate::exec::collect(&plan, &ctx))
-            .map_err(|e| e.with_source(&self.source))?;
-        Ok(QueryResult {
-            names: schema.iter().map(|(n, _)| n.clone()).collect(),
-            types: schema.iter().map(|(_, t)| *t).collect(),
-            chunk,
+        let threads = threads.max(1);
+        on_worker(threads, self.deep(), || {
+            let plan = self.plan(catalog, now_ticks)?;
+            let ctx = crate::exec::ExecContext {
+                catalog,
+                threads,
+                prepared: None,
+            };
+            let schema = plan.schema();
+            let chunk =
+                crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
+            Ok(QueryResult {
+                names: schema.iter().map(|(n, _)| n.clone()).collect(),
+                types: schema.iter().map(|(_, t)| *t).collect(),
+                chunk,
+            })
         })
     }
 
@@ -122,26 +145,30 @@ impl Query {
         now_ticks: i64,
         threads: usize,
     ) -> Vec<Result<QueryResult>> {
-        let plans: Vec<Result<Plan>> = queries.iter().map(|q| q.plan(catalog, now_ticks)).collect();
-        let bound: Vec<&Plan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut chunks = crate::exec::run_many(&bound, catalog, threads.max(1)).into_iter();
-        plans
-            .iter()
-            .zip(queries)
-            .map(|(p, q)| {
-                let plan = p.as_ref().map_err(Clone::clone)?;
-                let chunk = chunks
-                    .next()
-                    .unwrap_or_else(|| Err(Error::internal("a plan produced no result")))
-                    .map_err(|e| e.with_source(&q.source))?;
-                let schema = plan.schema();
-                Ok(QueryResult {
-                    names: schema.iter().map(|(n, _)| n.clone()).collect(),
-                    types: schema.iter().map(|(_, t)| *t).collect(),
-                    chunk,
+        let threads = threads.max(1);
+        on_worker(threads, queries.iter().any(|q| q.deep()), || {
+            let plans: Vec<Result<Plan>> =
+                queries.iter().map(|q| q.plan(catalog, now_ticks)).collect();
+            let bound: Vec<&Plan> = plans.iter().filter_map(|p| p.as_ref().ok()).collect();
+            let mut chunks = crate::exec::run_many(&bound, catalog, threads).into_iter();
+            plans
+                .iter()
+                .zip(queries)
+                .map(|(p, q)| {
+                    let plan = p.as_ref().map_err(Clone::clone)?;
+                    let chunk = chunks
+                        .next()
+                        .unwrap_or_else(|| Err(Error::internal("a plan produced no result")))
+                        .map_err(|e| e.with_source(&q.source))?;
+                    let schema = plan.schema();
+                    Ok(QueryResult {
+                        names: schema.iter().map(|(n, _)| n.clone()).collect(),
+                        types: schema.iter().map(|(_, t)| *t).collect(),
+                        chunk,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     // ---- editing the tree (for rules and exclusions; never string pasting) ----

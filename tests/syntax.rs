@@ -151,6 +151,67 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     assert!(Query::parse(&deep_neg).is_err());
 }
 
+/// A flat chain is parsed in a loop but is as deep as it is long for the binder and the
+/// evaluator, which recurse: the longest chains the parser accepts (10,000 binary and pipe
+/// operators) run, on one thread and two, alone and in a shared scan; one more is a syntax
+/// error. (Before the limit and the workers' stacks, 1,200 `or` terms on a scan thread
+/// overflowed its stack and killed the process.)
+#[test]
+fn long_chains_run_or_are_refused() {
+    let catalog = HashMap::new();
+    let table = r#"datatable(s:string, n:long)["ioc7", 3]"#;
+    // (query, its binary and pipe operators)
+    let chain = |n: usize, term: &dyn Fn(usize) -> String, join: &str| {
+        (0..n).map(term).collect::<Vec<_>>().join(join)
+    };
+    let cases: Vec<(String, usize)> = vec![
+        (
+            format!(
+                "{table} | where {}",
+                chain(5000, &|i| format!("s == 'ioc{i}'"), " or ")
+            ),
+            9999,
+        ),
+        (
+            format!(
+                "{table} | where {}",
+                chain(5000, &|i| format!("s !has 'x{i}'"), " and ")
+            ),
+            9999,
+        ),
+        (
+            format!(
+                "{table} | where {}",
+                chain(5000, &|i| format!("n between ({i} .. {i})"), " or ")
+            ),
+            9999,
+        ),
+        (
+            format!("print x = {}", chain(10_001, &|_| "1".into(), " + ")),
+            10_000,
+        ),
+        (
+            format!("print x = 1{}", " | extend y = x".repeat(10_000)),
+            10_000,
+        ),
+    ];
+    for (q, ops) in &cases {
+        assert_eq!(*ops, 10_000.min(*ops));
+        let parsed = Query::parse(q).unwrap_or_else(|e| panic!("{}: {}", &q[..60], e.message));
+        for threads in [1, 2] {
+            let r = parsed.run_with_threads(&catalog, 0, threads);
+            assert!(r.is_ok(), "{}: {:?}", &q[..60], r.err().map(|e| e.message));
+        }
+        let many = Query::run_many(&[&parsed, &parsed], &catalog, 0, 2);
+        assert!(many.iter().all(|r| r.is_ok()), "{}", &q[..60]);
+        // One operator more is refused, naming the limit.
+        let longer = format!("{q} | extend z = 1");
+        let e = Query::parse(&longer).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Syntax);
+        assert!(e.message.contains("more than 10000"), "{}", e.message);
+    }
+}
+
 #[test]
 fn errors_name_what_and_where() {
     let catalog = HashMap::new();

@@ -88,10 +88,6 @@ impl<'a> ExecContext<'a> {
 /// a scan, in every plan, joins its table's [`scan::SharedScan`]; then each plan runs
 /// on the chunks its filters kept. One result per plan, in order.
 pub fn run_many(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Result<Chunk>> {
-    pool::on_worker(threads, || run_many_here(plans, catalog, threads))
-}
-
-fn run_many_here(plans: &[&Plan], catalog: &Catalog, threads: usize) -> Vec<Result<Chunk>> {
     // Every fused leaf with the columns its plan needs from it.
     let mut leaves: Vec<(usize, &str, scan::FusedFilter)> = Vec::new();
     for plan in plans {

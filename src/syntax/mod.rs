@@ -6,4 +6,4 @@ pub mod lexer;
 pub mod parser;
 pub mod print;
 
-pub use parser::{parse_expression, parse_query};
+pub use parser::{parse_expression, parse_query, parse_query_measured};

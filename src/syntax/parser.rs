@@ -12,6 +12,14 @@ use crate::types::{KqlType, Value};
 
 const MAX_DEPTH: usize = 200;
 
+/// The most binary operators (`or`, `==`, `+`, `has`, `in`, `between`, ...) and pipe
+/// operators a query may have in all: a chain (`a or b or c ...`, `| extend ... | extend
+/// ...`) is parsed in a loop but is as deep as it is long for everything after the
+/// parser, which recurses, on the scan threads' stacks (`exec::pool`). A 5,000-value
+/// `x == "a" or x == "b" ...` fits; longer lists of values belong in `in (...)` or
+/// `has_any (...)`, which have no such limit.
+const MAX_LINKS: usize = 10_000;
+
 /// Tabular operators that exist in KQL but that rmmhunt does not run: a clear refusal.
 const KNOWN_UNSUPPORTED_OPERATORS: &[&str] = &[
     "join",
@@ -56,14 +64,22 @@ const KNOWN_UNSUPPORTED_OPERATORS: &[&str] = &[
 ];
 
 pub fn parse_query(src: &str) -> Result<Query> {
+    parse_query_measured(src).map(|(q, _)| q)
+}
+
+/// [`parse_query`], with the query's number of binary and pipe operators (see
+/// [`MAX_LINKS`]): about how deep the later stages recurse.
+pub fn parse_query_measured(src: &str) -> Result<(Query, usize)> {
     let toks = tokenize(src).map_err(|e| e.with_source(src))?;
     let mut p = Parser {
         toks,
         pos: 0,
         depth: 0,
+        links: 0,
         in_datatable: false,
     };
-    p.query().map_err(|e| e.with_source(src))
+    let q = p.query().map_err(|e| e.with_source(src))?;
+    Ok((q, p.links))
 }
 
 /// Parses a lone scalar expression (for predicates handed in by the rules layer).
@@ -73,6 +89,7 @@ pub fn parse_expression(src: &str) -> Result<Expr> {
         toks,
         pos: 0,
         depth: 0,
+        links: 0,
         in_datatable: false,
     };
     let e = p.expr().map_err(|e| e.with_source(src))?;
@@ -86,6 +103,8 @@ struct Parser {
     toks: Vec<Token>,
     pos: usize,
     depth: usize,
+    /// Operands of operator chains and pipe operators so far (see [`MAX_LINKS`]).
+    links: usize,
     /// Datatable cells are signed literals: there `-9223372036854775808` is a long.
     in_datatable: bool,
 }
@@ -185,6 +204,25 @@ impl Parser {
             _ => Err(self.unexpected("a name")),
         }
     }
+    /// One more link in a chain: an operand joined by a binary operator, or a pipe operator.
+    fn link(&mut self) -> Result<()> {
+        self.links += 1;
+        if self.links > MAX_LINKS {
+            return Err(Error::syntax(
+                format!(
+                    "query is too long: more than {MAX_LINKS} binary and pipe operators (write a long list of values as `in (...)` or `has_any (...)`)"
+                ),
+                self.span(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn binary(&mut self, op: BinOp, left: Expr, right: Expr) -> Result<Expr> {
+        self.link()?;
+        Ok(binary(op, left, right))
+    }
+
     fn enter(&mut self) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -302,6 +340,7 @@ impl Parser {
         let source = self.source()?;
         let mut ops = Vec::new();
         while self.eat_punct("|") {
+            self.link()?;
             ops.push(self.operator()?);
         }
         self.depth -= 1;
@@ -805,7 +844,7 @@ impl Parser {
         let mut left = self.and_expr()?;
         while self.eat_kw("or") {
             let right = self.and_expr()?;
-            left = binary(BinOp::Or, left, right);
+            left = self.binary(BinOp::Or, left, right)?;
         }
         Ok(left)
     }
@@ -814,7 +853,7 @@ impl Parser {
         let mut left = self.eq_expr()?;
         while self.eat_kw("and") {
             let right = self.eq_expr()?;
-            left = binary(BinOp::And, left, right);
+            left = self.binary(BinOp::And, left, right)?;
         }
         Ok(left)
     }
@@ -824,11 +863,12 @@ impl Parser {
         loop {
             if self.eat_punct("==") {
                 let r = self.rel_expr()?;
-                left = binary(BinOp::Eq, left, r);
+                left = self.binary(BinOp::Eq, left, r)?;
             } else if self.eat_punct("!=") || self.eat_punct("<>") {
                 let r = self.rel_expr()?;
-                left = binary(BinOp::Ne, left, r);
+                left = self.binary(BinOp::Ne, left, r)?;
             } else if let Some((op, negated, cs)) = self.list_op() {
+                self.link()?;
                 let items = self.paren_list()?;
                 let span = left.span.to(self.prev_span());
                 left = Expr::new(
@@ -842,6 +882,7 @@ impl Parser {
                     span,
                 );
             } else if let Some(negated) = self.between_op() {
+                self.link()?;
                 self.expect_punct("(")?;
                 let low = self.rel_expr()?;
                 self.expect_punct("..")?;
@@ -929,7 +970,7 @@ impl Parser {
             };
             self.bump();
             let r = self.add_expr()?;
-            left = binary(op, left, r);
+            left = self.binary(op, left, r)?;
         }
     }
 
@@ -943,7 +984,7 @@ impl Parser {
             };
             self.bump();
             let r = self.mul_expr()?;
-            left = binary(op, left, r);
+            left = self.binary(op, left, r)?;
         }
     }
 
@@ -958,13 +999,14 @@ impl Parser {
             };
             self.bump();
             let r = self.str_expr()?;
-            left = binary(op, left, r);
+            left = self.binary(op, left, r)?;
         }
     }
 
     fn str_expr(&mut self) -> Result<Expr> {
         let mut left = self.unary()?;
         while let Some((op, negated, cs)) = self.str_op()? {
+            self.link()?;
             let right = self.unary()?;
             let span = left.span.to(right.span);
             left = Expr::new(
