@@ -204,6 +204,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// `f`, with a panic in the engine (a bug) turned into an internal error that names it:
+/// Python code catches it as `rmmhunt.InternalError`, where pyo3's PanicException
+/// escapes `except Exception` (a notebook loop over queries stopped at the first one).
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(Error::internal(format!(
+            "the engine failed ({what}); please report it"
+        )))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +230,16 @@ mod tests {
         assert_eq!(e.line_col(), Some((2, 3)));
         assert!(e.render().contains("line 2, column 3"), "{}", e.render());
         assert!(e.render().ends_with("   |   ^^^^"), "{}", e.render());
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let e = guarded::<()>(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert!(e.message.contains("boom 7"), "{}", e.message);
+        let e = guarded::<()>(|| panic!("static")).unwrap_err();
+        assert!(e.message.contains("static"), "{}", e.message);
+        assert_eq!(guarded(|| Ok(3)).unwrap(), 3);
     }
 
     #[test]

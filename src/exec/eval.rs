@@ -482,7 +482,7 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Value {
                 if *y == 0 {
                     Null
                 } else {
-                    TimeSpan(x.rem_euclid(*y))
+                    TimeSpan(x.wrapping_rem_euclid(*y))
                 }
             }
             _ => Null,
@@ -508,12 +508,13 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Value {
                         Some(x.wrapping_div(y))
                     }
                 }
-                // `%` is never negative (DOCS numerical-operators.md; EMU-K2S -5 % 3 = 1).
+                // `%` is never negative (DOCS numerical-operators.md; EMU-K2S -5 % 3 = 1);
+                // long.MinValue % -1 is 0 (its `/` wraps, as 64-bit division does).
                 BinOp::Mod => {
                     if y == 0 {
                         None
                     } else {
-                        Some(x.rem_euclid(y))
+                        Some(x.wrapping_rem_euclid(y))
                     }
                 }
                 _ => None,
@@ -611,6 +612,28 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
     use serde_json::json;
+
+    /// Integer `%` and `/` (SEMANTICS.md: `%` never negative, `-14 % 12` = 10, EMU-K2S
+    /// `-5 % 3` = 1, `5 % -3` = 2; `/` truncates, `-7 / 2` = -3; by zero, null), and the
+    /// one pair that overflows, long.MinValue and -1, which panicked in `%`.
+    #[test]
+    fn integer_division_and_remainder() {
+        use Value::{Long, Null, TimeSpan};
+        let cases = [
+            (BinOp::Mod, Long(-14), Long(12), Long(10)),
+            (BinOp::Mod, Long(-5), Long(3), Long(1)),
+            (BinOp::Mod, Long(5), Long(-3), Long(2)),
+            (BinOp::Mod, Long(5), Long(0), Null),
+            (BinOp::Mod, Long(i64::MIN), Long(-1), Long(0)),
+            (BinOp::Mod, TimeSpan(i64::MIN), TimeSpan(-1), TimeSpan(0)),
+            (BinOp::Div, Long(-7), Long(2), Long(-3)),
+            (BinOp::Div, Long(7), Long(0), Null),
+            (BinOp::Div, Long(i64::MIN), Long(-1), Long(i64::MIN)),
+        ];
+        for (op, a, b, want) in cases {
+            assert_eq!(binary_value(op, &a, &b), want, "{a:?} {op:?} {b:?}");
+        }
+    }
 
     /// The column kernel against the row rule (`functions::call`) it replaces, over every
     /// kind of column with nulls, empty strings and a null string slot that has bytes.

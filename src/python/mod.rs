@@ -102,9 +102,7 @@ impl PyQuery {
     ) -> PyResult<String> {
         let catalog = catalog_from(py, tables)?;
         let now = parse_now(now)?;
-        self.inner
-            .explain(&catalog, now)
-            .map_err(|e| to_pyerr(py, e))
+        crate::error::guarded(|| self.inner.explain(&catalog, now)).map_err(|e| to_pyerr(py, e))
     }
     fn insert_where(&self, py: Python<'_>, predicate: &str) -> PyResult<PyQuery> {
         self.inner
@@ -177,8 +175,9 @@ fn query(
     let now = parse_now(now)?;
     let threads = threads_or_default(threads)?;
     let kql = kql.to_string();
-    let result: Result<QueryResult, Error> =
-        py.detach(move || Query::parse(&kql)?.run_with_threads(&catalog, now, threads));
+    let result: Result<QueryResult, Error> = py.detach(move || {
+        crate::error::guarded(|| Query::parse(&kql)?.run_with_threads(&catalog, now, threads))
+    });
     to_py_result(result.map_err(|e| to_pyerr(py, e))?)
 }
 
@@ -199,7 +198,10 @@ fn query_many(
     let results: Vec<Result<QueryResult, Error>> = py.detach(move || {
         let parsed: Vec<Result<Query, Error>> = kqls.iter().map(|k| Query::parse(k)).collect();
         let ok: Vec<&Query> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut ran = Query::run_many(&ok, &catalog, now, threads).into_iter();
+        let ran = crate::error::guarded(|| Ok(Query::run_many(&ok, &catalog, now, threads)));
+        let mut ran = ran
+            .unwrap_or_else(|e| ok.iter().map(|_| Err(e.clone())).collect())
+            .into_iter();
         parsed
             .into_iter()
             .map(|p| {
