@@ -16,14 +16,17 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from dataclasses import field as _field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .errors import InternalError, RmmhuntError
+from .errors import DataError, InternalError, RmmhuntError
 
 if TYPE_CHECKING:
     import pyarrow
@@ -48,6 +51,7 @@ EXIT_CODES = {
 }
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+_RULES_FORMATS = ("table", "csv", "json", "jsonl")
 _SUFFIX_FORMATS = {
     ".csv": "csv",
     ".json": "json",
@@ -138,12 +142,32 @@ class _Console:
 # Output
 
 
-def _format_for(fmt: str | None, output: str | None) -> str:
+_COMPRESSED = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd", ".zip", ".7z", ".lz4")
+
+
+def _format_for(fmt: str | None, output: str | None, formats: Sequence[str] = FORMATS) -> str:
+    """The output format: ``--format``, else -o FILE's extension (none: table), else table.
+    An extension that names no format (or a compression rmmhunt does not write) is an error
+    rather than a text table under a misleading name."""
+    if output is None or output == "-":
+        return fmt or "table"
+    suffix = Path(output).suffix.lower()
+    if suffix in _COMPRESSED:
+        raise UsageError(
+            f"-o {output}: rmmhunt does not write compressed files; write {Path(output).stem} "
+            "and compress it afterwards"
+        )
     if fmt:
         return fmt
-    if output and output != "-":
-        return _SUFFIX_FORMATS.get(Path(output).suffix.lower(), "table")
-    return "table"
+    if not suffix:
+        return "table"
+    known = {s: f for s, f in _SUFFIX_FORMATS.items() if f in formats}
+    if suffix not in known:
+        raise UsageError(
+            f"-o {output}: cannot tell the output format from the extension {suffix!r}; use "
+            f"{', '.join(known)}, or pass --format {'|'.join(formats)}"
+        )
+    return known[suffix]
 
 
 def _ticks_text(ticks: int) -> str:
@@ -398,6 +422,32 @@ def _parse_lookback(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if value <= timedelta(0):
         raise argparse.ArgumentTypeError("the lookback must be positive")
+    if value // timedelta(microseconds=1) * 10 > _MAX_TICKS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is longer than the longest KQL timespan ({_MAX_LOOKBACK_DAYS:,} days)"
+        )
+    return value
+
+
+_MAX_TICKS = 2**63 - 1  # a KQL timespan is a signed 64-bit count of 100 ns ticks
+_MAX_LOOKBACK_DAYS = _MAX_TICKS // (86_400 * 10_000_000)
+
+
+def _parse_zone(text: str) -> str:
+    """A time zone for --timezone: an IANA name or a UTC offset (the reader checks it again)."""
+    value = text.strip()
+    if re.fullmatch(r"(?i)(utc|gmt)?([+-]\d{1,2}(:?\d\d)?)?|z|etc/utc", value) and value:
+        return value
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if zoneinfo.available_timezones():  # with no zone database here, leave it to the reader
+            raise argparse.ArgumentTypeError(
+                f"unknown time zone {text!r}: give an IANA name such as Europe/Berlin or an offset "
+                "such as +02:00"
+            ) from None
     return value
 
 
@@ -406,8 +456,8 @@ def _parse_rows(text: str) -> int:
         value = int(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("rows must be >= 0")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"rows must be a positive number, not {text!r}")
     return value
 
 
@@ -423,13 +473,226 @@ def _split_named(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
+@dataclass
+class _Read:
+    """One table read from one input argument, with what the reader said about it."""
+
+    name: str | None
+    table: pyarrow.Table
+    label: str
+    reports: list[dict[str, Any]] = _field(default_factory=list)
+    notes: list[str] = _field(default_factory=list)
+
+
+class _InputIssues:
+    """What the reader could not read, gathered over every input: warnings for stderr, and
+    the problems that make an input unusable (an empty file, a needed column with no readable
+    value)."""
+
+    def __init__(self, how_to_name: str) -> None:
+        self.how_to_name = how_to_name
+        self.warnings: list[str] = []
+        self.notes: list[str] = []
+        self.unusable: list[str] = []
+        self.bad_rows = 0
+        self.read: set[tuple[str, str]] = set()  # (file, table) pairs read
+        self.not_read: dict[str, dict[str, int]] = {}  # file -> rows of other tables left out
+
+    def cli_text(self, text: str) -> str:
+        """A reader message with its Python-API advice replaced by the command line's."""
+        how = self.how_to_name
+        text = text.replace("give the table name (table=... / --table NAME=PATH)", f"name it as {how}")
+        text = text.replace("give the table name to read them", f"name them as {self.how_to_name}")
+        text = re.sub(r"\(table=(\w+) was asked for\)", r"(the input was named \1)", text)
+        return re.sub(
+            r"pass timezone=\.\.\.,? e\.g\. \"([^\"]+)\"", r"pass --timezone ZONE, e.g. --timezone \1", text
+        )
+
+    def add(self, read: _Read, needed: set[str] | None, relabel: Callable[[str], str]) -> None:
+        for note in read.notes:
+            if "the table whose documented columns it has" in note:
+                continue  # the summary names the table
+            if "rows of other tables are not read" in note:
+                continue  # reported per file below
+            text = self.cli_text(relabel(note))
+            if "empty file" in note:
+                self.warnings.append(text)
+            else:
+                self.notes.append(text)
+        offset = 0
+        sliced = sum(int(r.get("rows") or 0) for r in read.reports) == read.table.num_rows
+        for report in read.reports:
+            path = relabel(str(report.get("path", read.label)))
+            rows = int(report.get("rows") or 0)
+            part = read.table.slice(offset, rows) if sliced else read.table
+            offset += rows
+            self._report(path, report, part, needed)
+        if not read.reports and read.table.num_rows == 0 and any("empty file" in n for n in read.notes):
+            self.unusable.append(f"{read.label}: no data: every file is empty")
+
+    def _report(
+        self, path: str, report: dict[str, Any], part: pyarrow.Table, needed: set[str] | None
+    ) -> None:
+        bad = int(report.get("bad_rows") or 0)
+        dropped = int(report.get("dropped_rows") or 0)
+        rows = int(report.get("rows") or 0)
+        examples: list[dict[str, Any]] = list(report.get("examples") or [])
+        if bad:
+            self.bad_rows += bad
+            kept = bad - dropped
+            how = ", ".join(
+                x for x in (f"{dropped:,} dropped" if dropped else "", _kept_text(kept, examples)) if x
+            )
+            text = f"{path}: {bad:,} bad {'row' if bad == 1 else 'rows'} of {rows + dropped:,} ({how})"
+            if examples:
+                text += f"; first: {_example_text(examples[0])}"
+            self.warnings.append(text)
+        for warning in report.get("warnings") or []:
+            self.warnings.append(f"{path}: {self.cli_text(str(warning))}")
+        self.read.add((path, str(report.get("table"))))
+        for other, n in (report.get("other_tables") or {}).items():
+            self.not_read.setdefault(path, {})[str(other)] = int(n)
+        # A column whose every value was unreadable is as good as missing.
+        if part.num_rows == 0:
+            return
+        nulled = {
+            str(x["column"])
+            for x in examples
+            if x.get("kept") and x.get("column") and not str(x.get("reason", "")).startswith("invalid UTF-8")
+        }
+        if "Timestamp" in part.column_names:
+            nulled.add("Timestamp")  # Defender rows always have one; the rules' window needs it
+        for column in sorted(nulled):
+            if column not in part.column_names or part.column(column).null_count < part.num_rows:
+                continue
+            text = f"{path}: column {column} has no readable value in its {_plural(part.num_rows, 'row')}"
+            if needed is not None and column in needed:
+                self.unusable.append(f"{text}, and the rules need it")
+            else:
+                self.warnings.append(f"{text}; anything computed from it is empty")
+
+    def show(self, console: _Console) -> None:
+        for text in self.warnings:
+            console.note(f"warning: {text}")
+        for text in self.notes:
+            console.note(f"note: {text}")
+        for path, others in self.not_read.items():
+            left = [f"{t} ({_plural(n, 'row')})" for t, n in others.items() if (path, t) not in self.read]
+            if left:
+                console.note(f"note: {path}: rows of other tables not read: {', '.join(left)}")
+        if self.bad_rows:
+            console.note("note: --strict makes a bad input row an error")
+
+    def check(self) -> None:
+        if self.unusable:
+            raise DataError("; ".join(self.unusable) + " (fix or re-export the data)")
+
+
+def _kept_text(kept: int, examples: Sequence[dict[str, Any]]) -> str:
+    """How the rows with bad values were kept, told from the examples' reasons."""
+    if not kept:
+        return ""
+    reasons = [str(x.get("reason", "")) for x in examples if x.get("kept")]
+    replaced = any(r.startswith("invalid UTF-8") for r in reasons)
+    nulled = any(not r.startswith("invalid UTF-8") for r in reasons)
+    if replaced and not nulled:
+        return f"{kept:,} kept with invalid UTF-8 replaced by U+FFFD"
+    if nulled and not replaced:
+        return f"{kept:,} kept with the bad values made null"
+    return f"{kept:,} kept with the bad values made null or replaced"
+
+
+def _example_text(example: dict[str, Any]) -> str:
+    """``line 3, column FileSize: not a long ("2.0")`` from a reader report example."""
+    where = f"line {example['line']}" if example.get("line") else f"row {example.get('row')}"
+    if example.get("column"):
+        where += f", column {example['column']}"
+    value = example.get("value")
+    shown = "" if value is None else f" ({_terminal_text(json.dumps(str(value), ensure_ascii=False), 80)})"
+    return f"{where}: {example.get('reason')}{shown}"
+
+
+def _reader() -> Any | None:
+    """``rmmhunt.io`` when this build has the file readers, else ``None``."""
+    from .hunting import _io_read
+
+    if _io_read() is None:
+        return None
+    from . import io as rmmhunt_io
+
+    return rmmhunt_io
+
+
+def _read_files(
+    path: str, name: str | None, *, strict: bool, zone: str | None, label: str, issues: _InputIssues
+) -> list[_Read]:
+    from .hunting import _materialize, _table_from_file_name
+
+    rmmhunt_io = _reader()
+    assert rmmhunt_io is not None
+    hint = name or _table_from_file_name(path)
+    try:
+        if hint is not None:
+            found = [(hint, rmmhunt_io.read(path, hint, strict=strict, timezone=zone))]
+        else:  # every table the files hold (a Streaming API export can carry several)
+            found = list(rmmhunt_io.read_tables(path, strict=strict, timezone=zone).items())
+        out = []
+        for table_name, file_table in found:
+            table = _materialize(table_name, file_table)
+            out.append(_Read(table_name, table, label, file_table.report(), file_table.notes))
+    except DataError as exc:
+        raise DataError(issues.cli_text(str(exc))) from None
+    return out
+
+
+def _read_one(
+    path: str, name: str | None, *, strict: bool, zone: str | None, issues: _InputIssues
+) -> tuple[list[_Read], Callable[[str], str]]:
+    """The tables of one input argument, and how to show the file names the reader used."""
+    from .hunting import _materialize, _stdin_suffix, read_path
+
+    label = "standard input" if path == "-" else path
+    if _reader() is None:  # a build without the CSV/JSON readers: Parquet through pyarrow
+        if zone is not None:
+            raise UsageError(
+                "--timezone needs the CSV/JSON readers (rmmhunt.io), not installed in this build"
+            )
+        got, data = read_path(path, name, strict=strict)
+        return [_Read(got, _materialize(got or label, data), label)], str
+    if path == "-":
+        payload = sys.stdin.buffer.read()
+        if not payload:
+            raise DataError("standard input is empty: there is no data to read")
+        with tempfile.TemporaryDirectory(prefix="rmmhunt-stdin-") as tmp:
+            spool = Path(tmp) / f"stdin{_stdin_suffix(payload[:64])}"
+            spool.write_bytes(payload)
+            reads = _read_files(str(spool), name, strict=strict, zone=zone, label=label, issues=issues)
+        return reads, lambda text: text.replace(str(spool), label)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes): there is no data to read")
+    return _read_files(path, name, strict=strict, zone=zone, label=label, issues=issues), str
+
+
 def _read_inputs(
-    specs: Sequence[str], *, strict: bool, progress: _Progress, stdin_taken: bool = False
+    specs: Sequence[str],
+    *,
+    strict: bool,
+    progress: _Progress,
+    console: _Console,
+    zone: str | None = None,
+    stdin_taken: bool = False,
+    needed: Callable[[str], set[str]] | None = None,
+    how_to_name: str = "NAME=PATH",
 ) -> dict[str, pyarrow.Table]:
-    from .hunting import _concat, _materialize, infer_table, known_tables, read_path
+    """Read the input arguments as {table name: table}. Prints what the reader could not read
+    (unless quiet) and raises :class:`DataError` for an input that cannot be used: an empty
+    file, or a column in ``needed(table)`` of which no value could be read (``needed`` None:
+    such columns are a warning only)."""
+    from .hunting import _concat, infer_table, known_tables
 
     if sum(1 for s in specs if _split_named(s)[1] == "-") + int(stdin_taken) > 1:
         raise UsageError("standard input ('-') can be used once only")
+    issues = _InputIssues(how_to_name)
     parts: dict[str, list[Any]] = {}
     for spec in specs:
         name, path = _split_named(spec)
@@ -438,16 +701,19 @@ def _read_inputs(
         label = "standard input" if path == "-" else path
         size = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
         progress.status(f"reading {label}" + (f" ({_size(size)})" if size is not None else ""))
-        got_name, data = read_path(path, name, strict=strict)
-        table = _materialize(got_name or label, data)
-        name = got_name or infer_table(table.column_names)
-        if name is None:
-            raise UsageError(
-                f"{label}: cannot tell which table this is from its columns; name it as "
-                f"NAME=PATH (one of {', '.join(known_tables())})"
-            )
-        parts.setdefault(name, []).append(table)
+        reads, relabel = _read_one(path, name, strict=strict, zone=zone, issues=issues)
+        for read in reads:
+            table_name = read.name or infer_table(read.table.column_names)
+            if table_name is None:
+                raise UsageError(
+                    f"{label}: cannot tell which table this is from its columns; name it as "
+                    f"{how_to_name} (one of {', '.join(known_tables())})"
+                )
+            issues.add(read, needed(table_name) if needed is not None else None, relabel)
+            parts.setdefault(table_name, []).append(read.table)
     progress.clear()
+    issues.show(console)
+    issues.check()
     return {name: _concat(name, ps) for name, ps in parts.items()}
 
 
@@ -458,7 +724,23 @@ def _bundled(names: Sequence[str] | None = None) -> tuple[dict[str, pyarrow.Tabl
 
 
 def _stdin_text() -> str:
-    return sys.stdin.read()
+    """The query text on standard input: UTF-8 (a byte order mark is dropped; UTF-16 with its
+    byte order mark is read too), else the console's encoding."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return _without_bom(sys.stdin.read())
+    raw: bytes = buffer.read()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _without_bom(raw.decode("utf-16"))
+    try:
+        return _without_bom(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return _without_bom(raw.decode(sys.stdin.encoding or "utf-8", errors="replace"))
+
+
+def _without_bom(text: str) -> str:
+    """KQL text without a leading byte order mark (Notepad and PowerShell 5.1 write one)."""
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,6 +772,20 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
     )
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _rule_columns(rules: Sequence[Rule]) -> Callable[[str], set[str]]:
+    """Table name -> the names the rules for that table mention (their columns among them),
+    exclusions included."""
+    from .hunting import rule_info
+
+    words: dict[str, set[str]] = {}
+    for rule in rules:
+        words.setdefault(rule_info(rule).table, set()).update(_WORD.findall(rule.to_kql(True)))
+    return lambda table: words.get(table, set())
+
+
 def _cmd_hunt(args: argparse.Namespace) -> int:
     from .hunting import _latest, hunt, select_rules
 
@@ -499,7 +795,14 @@ def _cmd_hunt(args: argparse.Namespace) -> int:
     fmt = _format_for(args.format, args.output)
     now: datetime | str | None = args.now
     if args.paths:
-        data = _read_inputs(args.paths, strict=args.strict, progress=progress)
+        data = _read_inputs(
+            args.paths,
+            strict=args.strict,
+            progress=progress,
+            console=console,
+            zone=args.timezone,
+            needed=_rule_columns(rules),
+        )
     else:
         data, sample_now = _bundled()
         if now is None:
@@ -616,11 +919,19 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     console = _Console(args.quiet)
     progress = _Progress(sys.stderr, quiet=args.quiet)
-    kql = _stdin_text() if args.kql == "-" else args.kql
+    kql = _stdin_text() if args.kql == "-" else _without_bom(args.kql)
     if not kql.strip():
         raise UsageError("empty query")
     parsed = _rmmhunt.parse(kql)
-    data = _read_inputs(args.table or [], strict=args.strict, progress=progress, stdin_taken=args.kql == "-")
+    data = _read_inputs(
+        args.table or [],
+        strict=args.strict,
+        progress=progress,
+        console=console,
+        zone=args.timezone,
+        stdin_taken=args.kql == "-",
+        how_to_name="--table NAME=PATH",
+    )
     now: str | None = args.now
     if not args.table:
         from .sample import TABLES
@@ -738,13 +1049,49 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_SAMPLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "jsonl",
+                    ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def _sample_format(output: str, fmt: str | None) -> str:
+    """--format, else -o FILE's extension (none, or '-': jsonl)."""
+    suffix = "" if output == "-" else Path(output).suffix.lower()
+    if suffix in _COMPRESSED:
+        raise UsageError(
+            f"-o {output}: rmmhunt does not write compressed files; write {Path(output).stem} "
+            "and compress it afterwards"
+        )
+    if fmt:
+        return fmt
+    if not suffix:
+        return "jsonl"
+    if suffix not in _SAMPLE_SUFFIXES:
+        raise UsageError(
+            f"-o {output}: cannot tell the format from the extension {suffix!r}; use .parquet, "
+            ".csv or .jsonl, or pass --format parquet|csv|jsonl"
+        )
+    return _SAMPLE_SUFFIXES[suffix]
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .sample import write_sample
 
+    fmt = _sample_format(args.output, args.format)
     progress = _Progress(sys.stderr, quiet=args.quiet, delay=0.0)
     progress.status(f"generating {args.rows:,} rows of {args.table}")
-    write_sample(args.output, args.table, args.rows, args.seed, args.format)
-    progress.clear()
+    try:
+        write_sample(args.output, args.table, args.rows, args.seed, fmt)
+    except ValueError as exc:
+        m = re.match(r"rows=\d+ is too small for (?:the )?(\d+) planted/decoy rows", str(exc))
+        if m is None:
+            raise
+        n = int(m.group(1))
+        raise UsageError(
+            f"--rows {args.rows:,} is too small: the {args.table} sample holds {n:,} planted and "
+            f"decoy events; pass --rows {n} or more"
+        ) from None
+    finally:
+        progress.clear()
     if args.output != "-":
         _Console(args.quiet).note(f"wrote {args.rows:,} rows of {args.table} to {args.output}")
     return EXIT_OK
@@ -778,6 +1125,16 @@ def _add_output(p: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) ->
         help="output format (default: from -o's extension, else table)",
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _add_timezone(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timezone",
+        type=_parse_zone,
+        metavar="ZONE",
+        help='the zone of "[Local Time]" columns in Log Analytics CSV exports: an IANA name '
+        "(Europe/Berlin) or an offset (+02:00); default UTC, with a warning",
+    )
 
 
 def _add_quiet(p: argparse.ArgumentParser) -> None:
@@ -842,6 +1199,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(h)
     h.add_argument("--fail-on-match", action="store_true", help="exit with 1 when there are findings")
     h.add_argument("--strict", action="store_true", help="treat bad input rows as an error")
+    _add_timezone(h)
     _add_quiet(h)
     h.set_defaults(func=_cmd_hunt)
 
@@ -861,6 +1219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(q)
     _add_output(q)
     q.add_argument("--strict", action="store_true", help="treat bad input rows as an error")
+    _add_timezone(q)
     _add_quiet(q)
     q.set_defaults(func=_cmd_query)
 
@@ -874,7 +1233,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "target", nargs="?", metavar="ID", help="list: a selection as for hunt --rules; show: a rule"
     )
-    _add_output(r, ("table", "csv", "json", "jsonl"))
+    _add_output(r, _RULES_FORMATS)
     _add_quiet(r)
     r.set_defaults(func=_cmd_rules)
 
@@ -900,7 +1259,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write deterministic synthetic data for one Defender table (parquet, csv or jsonl).",
         formatter_class=_Formatter,
     )
-    s.add_argument("--rows", type=_parse_rows, default=10_000, metavar="N", help="rows (default 10000)")
+    s.add_argument(
+        "--rows",
+        type=_parse_rows,
+        default=10_000,
+        metavar="N",
+        help="rows (default 10000; at least the table's planted and decoy events, a few hundred)",
+    )
     s.add_argument(
         "--table",
         choices=TABLES,
