@@ -249,6 +249,24 @@ fn errors_name_what_and_where() {
         e.message
     );
 
+    // Valid KQL with a tabular expression where a value goes: refused by name, not called
+    // a syntax error (they were "expected ')', found '|'").
+    for (q, what) in [
+        (
+            "T | where FileName in ((T | take 1 | project FileName))",
+            "a tabular expression used as a scalar",
+        ),
+        ("let n = toscalar(T | count); print n", "'toscalar'"),
+        (
+            "print x = strlen(T | take 1)",
+            "a tabular expression as an argument of 'strlen'",
+        ),
+    ] {
+        let e = Query::parse(q).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{q}: {}", e.message);
+        assert!(e.message.contains(what), "{q}: {}", e.message);
+    }
+
     let e = Query::parse("print x = 'a' + 1")
         .unwrap()
         .run(&catalog, 0)

@@ -1186,6 +1186,13 @@ impl Parser {
                     ));
                 }
                 let e = self.expr()?;
+                if self.is_punct("|") {
+                    // `(T | take 1)` where a value goes, as in `x in ((T | project y))`.
+                    return Err(Error::unsupported(
+                        "a tabular expression used as a scalar",
+                        start.to(self.span()),
+                    ));
+                }
                 self.expect_punct(")")?;
                 Ok(e)
             }
@@ -1241,6 +1248,15 @@ impl Parser {
         if !self.is_punct(")") {
             loop {
                 args.push(self.expr()?);
+                if self.is_punct("|") {
+                    // `toscalar(T | count)`, `f(T | where ...)`: valid KQL we do not run.
+                    let what = if name.name == "toscalar" {
+                        "'toscalar'".to_string()
+                    } else {
+                        format!("a tabular expression as an argument of '{}'", name.name)
+                    };
+                    return Err(Error::unsupported(what, name.span.to(self.span())));
+                }
                 if !self.eat_punct(",") {
                     break;
                 }
