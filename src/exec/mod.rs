@@ -246,13 +246,31 @@ fn input_needs(plan: &Plan, needed: &[bool]) -> Vec<Vec<bool>> {
     }
 }
 
-/// `RMMHUNT_THREADS` when set to a positive number, else every core.
+/// `RMMHUNT_THREADS` when set to a positive number, else every core (a value that is not
+/// one counts as unset here; [`env_threads`] is the check that names it).
 pub fn default_threads() -> usize {
-    std::env::var("RMMHUNT_THREADS")
+    env_threads()
         .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
+        .flatten()
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `RMMHUNT_THREADS`: None when unset or blank, the number when it is a positive whole
+/// number, else an error naming the variable and its value (`0`, `-1`, `abc`, `2.5`
+/// were silently all cores).
+pub fn env_threads() -> Result<Option<usize>> {
+    let Ok(text) = std::env::var("RMMHUNT_THREADS") else {
+        return Ok(None);
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(Error::data(format!(
+            "RMMHUNT_THREADS must be a positive whole number of threads, not {text:?}"
+        ))),
+    }
 }
 
 /// Where a scan of `t` comes from: with several threads and a reader that can split its

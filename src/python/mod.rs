@@ -144,7 +144,11 @@ fn threads_or_default(threads: Option<usize>) -> PyResult<usize> {
             "threads must be a positive integer",
         )),
         Some(n) => Ok(n),
-        None => Ok(crate::exec::default_threads()),
+        None => match crate::exec::env_threads() {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Ok(crate::exec::default_threads()),
+            Err(e) => Err(pyo3::exceptions::PyValueError::new_err(e.message)),
+        },
     }
 }
 

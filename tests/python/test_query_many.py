@@ -3,6 +3,8 @@ what each gives alone; errors stay with their query; ``threads=`` pins the scan 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import rmmhunt
 from rmmhunt import sample
@@ -128,6 +130,22 @@ def test_threads_option(tables):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads"):
             rmmhunt.query("print 1", threads=bad)  # type: ignore[arg-type]
+
+
+def test_threads_environment_variable(monkeypatch):
+    """RMMHUNT_THREADS pins the default; a value that is not a positive whole number is an
+    error naming it (it used to mean every core, silently)."""
+    monkeypatch.setenv("RMMHUNT_THREADS", "1")
+    assert rmmhunt.query("print x = 1").to_pylist() == [{"x": 1}]
+    monkeypatch.setenv("RMMHUNT_THREADS", " ")
+    assert rmmhunt.query("print x = 1").to_pylist() == [{"x": 1}]
+    for bad in ("0", "-1", "abc", "2.5"):
+        monkeypatch.setenv("RMMHUNT_THREADS", bad)
+        with pytest.raises(ValueError, match=f"RMMHUNT_THREADS .* not \"{re.escape(bad)}\""):
+            rmmhunt.query("print x = 1")
+        with pytest.raises(ValueError, match="RMMHUNT_THREADS"):
+            rmmhunt.query_many(["print x = 1"])
+        assert rmmhunt.query("print x = 1", threads=1).to_pylist() == [{"x": 1}]
 
 
 def _count_in_child(queue) -> None:  # runs in a forked child
