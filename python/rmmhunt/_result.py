@@ -50,9 +50,13 @@ class Result:
 
     def to_pandas(self) -> pandas.DataFrame:
         """The result as a pandas DataFrame: timezone-aware UTC datetimes, dynamic values
-        as Python lists and dicts (as MSTICPy's query providers return them)."""
+        as Python lists and dicts (as MSTICPy's query providers return them), and ``int`` /
+        ``long`` columns that hold nulls as pandas' nullable ``Int32`` / ``Int64`` (as
+        azure-kusto-data gives them), where numpy's float64 would round values past 2**53."""
         table = self.to_arrow()
         df: pandas.DataFrame = table.to_pandas()
+        for name in _ints_with_nulls(table):
+            df[name] = table.column(name).to_pandas(types_mapper=_nullable_int)
         for name in self._dynamic_columns():
             df[name] = [_py_dynamic(v) for v in table.column(name).to_pylist()]
         return df
@@ -121,3 +125,22 @@ def _cell(v: Any) -> str:
     if isinstance(v, list | dict):
         return json.dumps(v, default=str)
     return str(v)
+
+
+def _ints_with_nulls(table: pyarrow.Table) -> list[str]:
+    """The integer columns that hold nulls (a column without stays numpy ``int64``)."""
+    import pyarrow as pa
+
+    return [
+        f.name
+        for f, c in zip(table.schema, table.columns, strict=True)
+        if pa.types.is_integer(f.type) and c.null_count
+    ]
+
+
+def _nullable_int(t: pyarrow.DataType) -> Any:
+    """A ``types_mapper`` for ``to_pandas``: Arrow int32/int64 to pandas' nullable dtypes."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}.get(t)

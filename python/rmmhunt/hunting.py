@@ -1172,13 +1172,18 @@ class Findings:
 
     def to_pandas(self) -> pandas.DataFrame:
         """The findings as a pandas DataFrame: timezone-aware UTC datetimes, ``Report`` and other
-        dynamic values as Python lists (as MSTICPy's query providers return them)."""
+        dynamic values as Python lists (as MSTICPy's query providers return them), integer
+        columns with nulls (``Count`` of rules that do not count) as nullable ``Int64``."""
         import pyarrow as pa
 
         from .notebook import register_pandas_accessor
 
         register_pandas_accessor()
+        from ._result import _ints_with_nulls, _nullable_int
+
         df: pandas.DataFrame = self._table.to_pandas()
+        for name in _ints_with_nulls(self._table):  # nullable Int64, as Result.to_pandas
+            df[name] = self._table.column(name).to_pandas(types_mapper=_nullable_int)
         for field in self._table.schema:
             if pa.types.is_nested(field.type):
                 df[field.name] = _object_array(self._table.column(field.name).to_pylist())

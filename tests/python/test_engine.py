@@ -125,6 +125,18 @@ def test_floats_bools_durations() -> None:
     assert r.to_pylist() == [{"f2": 3.0, "nb": False, "d2": timedelta(hours=2)}, {"f2": None, "nb": None, "d2": None}]
 
 
+def test_to_pandas_keeps_long_values_exact_with_nulls() -> None:
+    """A long column with nulls becomes pandas' nullable Int64 (as azure-kusto-data gives
+    it), not float64, which rounds 2**53 + 1; a column without nulls stays int64."""
+    r = rmmhunt.query(
+        "datatable(n:long, m:long, i:int)[9007199254740993, 1, int(null), long(null), 2, 3]"
+    )
+    df = r.to_pandas()
+    assert df["n"].tolist()[0] == 9007199254740993 and df["n"].isna().tolist() == [False, True]
+    assert str(df["n"].dtype) == "Int64" and str(df["i"].dtype) == "Int32"
+    assert str(df["m"].dtype) == "int64" and df["m"].tolist() == [1, 2]
+
+
 def test_pandas_polars_duckdb_inputs() -> None:
     df = pd.DataFrame({"Timestamp": pd.to_datetime(["2024-06-05T00:00:00Z"]), "DeviceName": ["wks-1"]})
     for data in (df, pl.from_pandas(df), duckdb.sql("select * from df"), pa.Table.from_pandas(df).to_reader()):
