@@ -443,8 +443,10 @@ fn fold_by_group(
 /// A key column's code for each row (dense, equal exactly when the group keys are)
 /// and the first row of each code.
 fn codes(c: &Column, len: usize) -> (Vec<u32>, Vec<usize>) {
-    if let Column::String(a) = c {
-        return row_ids(a);
+    match c {
+        Column::String(a) => return row_ids(a),
+        Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => return int_codes(a),
+        _ => {}
     }
     let mut seen: HashMap<KeyPart, u32> = HashMap::new();
     let mut first = Vec::new();
@@ -456,6 +458,53 @@ fn codes(c: &Column, len: usize) -> (Vec<u32>, Vec<usize>) {
             })
         })
         .collect();
+    (codes, first)
+}
+
+/// [`codes`] of a 64-bit integer column (longs, datetimes, timespans: `by bin(Timestamp,
+/// 1h)`), by the integers themselves, nulls their own code: the generic path built a
+/// `Value` and a `KeyPart` per row and hashed it with SipHash. Runs of equal values (bins
+/// of time-ordered rows) skip the table.
+fn int_codes(a: &arrow::array::Int64Array) -> (Vec<u32>, Vec<usize>) {
+    /// A multiplicative hash; the fold in `finish` brings the product's well-mixed high
+    /// bits down to the low bits the table indexes by (day bins in ticks end in zeros).
+    #[derive(Default)]
+    struct Mix(u64);
+    impl std::hash::Hasher for Mix {
+        fn finish(&self) -> u64 {
+            self.0 ^ (self.0 >> 32)
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.write_u64(u64::from(*b));
+            }
+        }
+        fn write_u64(&mut self, v: u64) {
+            self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        fn write_i64(&mut self, v: i64) {
+            self.write_u64(v as u64);
+        }
+    }
+    let mut seen: HashMap<Option<i64>, u32, std::hash::BuildHasherDefault<Mix>> =
+        HashMap::default();
+    let mut first = Vec::new();
+    let mut codes = Vec::with_capacity(a.len());
+    let mut last: Option<(Option<i64>, u32)> = None;
+    for (r, v) in a.iter().enumerate() {
+        let code = match last {
+            Some((lv, lc)) if lv == v => lc,
+            _ => {
+                let code = *seen.entry(v).or_insert_with(|| {
+                    first.push(r);
+                    first.len() as u32 - 1
+                });
+                last = Some((v, code));
+                code
+            }
+        };
+        codes.push(code);
+    }
     (codes, first)
 }
 
@@ -543,4 +592,40 @@ pub fn aggregate(
         .map(|(v, t)| Column::from_values(*t, v))
         .collect::<Result<Vec<_>>>()?;
     Ok(Chunk::new(columns, ngroups))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    /// Integer key codes: equal exactly when the values are (nulls one code of their own),
+    /// each code's first row, in first-seen order, over runs, repeats after other values,
+    /// many values sharing low bits (day bins in ticks), and the generic path's answer.
+    #[test]
+    fn int_codes_group_equal_values() {
+        let day = crate::types::ticks::PER_DAY;
+        let mut values: Vec<Option<i64>> = vec![Some(5), Some(5), None, Some(-5), None, Some(5)];
+        values.extend((0..5000).map(|i| Some((i % 997) * day)));
+        values.push(Some(i64::MIN));
+        let a = Int64Array::from(values.clone());
+        let (codes, first) = int_codes(&a);
+        assert_eq!(&codes[..6], &[0, 0, 1, 2, 1, 0]);
+        assert_eq!(&first[..3], &[0, 2, 3]);
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(values[first[codes[i] as usize]], *v, "row {i}");
+        }
+        assert_eq!(first.len(), 3 + 997 + 1); // 5, null, -5; the days; long.MinValue
+        let generic = {
+            let c = Column::Long(Int64Array::from(values.clone()));
+            let mut seen: HashMap<KeyPart, u32> = HashMap::new();
+            (0..c.len())
+                .map(|r| {
+                    let n = seen.len() as u32;
+                    *seen.entry(key_part(&c.get(r))).or_insert(n)
+                })
+                .collect::<Vec<u32>>()
+        };
+        assert_eq!(codes, generic);
+    }
 }
