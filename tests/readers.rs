@@ -1382,3 +1382,286 @@ fn parquet_strings_before_time_same_rows() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Encodings, binary files, byte-string Parquet columns, line numbers
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut units: Vec<u16> = Vec::new();
+    if bom {
+        units.push(0xfeff);
+    }
+    units.extend(text.encode_utf16());
+    units
+        .iter()
+        .flat_map(|u| {
+            if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn utf16_text_is_transcoded() {
+    let d = tmp();
+    let text = "Timestamp,DeviceName,ProcessId,FileName\r\n\
+        2024-06-01T10:00:00Z,wks-1,5,caf\u{e9}.exe\r\n\
+        2024-06-01T11:00:00Z,wks-\u{1F600},x,AnyDesk.exe\r\n";
+    let cases = [
+        ("le.csv", utf16(text, false, true), "UTF-16LE"),
+        ("be.csv", utf16(text, true, true), "UTF-16BE"),
+        ("nobom.csv", utf16(text, false, false), "UTF-16LE"),
+        ("le.csv.gz", gz(&utf16(text, false, true)), "UTF-16LE"),
+    ];
+    for (name, bytes, enc) in cases {
+        let p = write(d.path(), name, bytes);
+        let t = one(&p, Some("DeviceProcessEvents"));
+        assert_eq!(t.columns().len(), 4, "{name}: {:?}", t.columns());
+        assert_eq!(
+            column_values(&t, "DeviceName"),
+            vec![
+                Value::String("wks-1".into()),
+                Value::String("wks-\u{1F600}".into())
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            column_values(&t, "FileName")[0],
+            Value::String("caf\u{e9}.exe".into())
+        );
+        let r = only_report(&t);
+        assert_eq!((r.rows, r.bad_rows), (2, 1), "{name}: {r}");
+        assert!(r.format.contains(enc), "{name}: {}", r.format);
+        // The bad value's line is the file's line.
+        assert_eq!(r.examples[0].line, Some(3), "{name}: {r}");
+        assert_eq!(r.examples[0].column.as_deref(), Some("ProcessId"));
+    }
+    // UTF-16 JSON Lines too.
+    let jl = "{\"Timestamp\": \"2024-06-01T10:00:00Z\", \"DeviceName\": \"w\u{e9}\"}\n";
+    let p = write(
+        d.path(),
+        "DeviceProcessEvents.jsonl",
+        utf16(jl, false, true),
+    );
+    let t = one(&p, None);
+    assert_eq!(
+        column_values(&t, "DeviceName"),
+        vec![Value::String("w\u{e9}".into())]
+    );
+    // An unpaired surrogate is replaced and reported, not dropped silently.
+    let mut bytes = utf16("DeviceName,FileName\nwks-1,a", false, true);
+    bytes.extend([0x00, 0xd8]);
+    bytes.extend(utf16("b.exe\n", false, false));
+    let p = write(d.path(), "surrogate.csv", bytes);
+    let t = one(&p, Some("DeviceProcessEvents"));
+    assert_eq!(
+        column_values(&t, "FileName"),
+        vec![Value::String("a\u{fffd}b.exe".into())]
+    );
+    let r = only_report(&t);
+    assert_eq!(r.bad_rows, 1, "{r}");
+    assert_eq!(r.examples[0].line, Some(2), "{r}");
+}
+
+#[test]
+fn binary_and_utf32_files_are_refused_naming_the_file() {
+    let d = tmp();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(2000).collect();
+    let mut zip = b"PK\x03\x04\x14\x00\x06\x00".to_vec();
+    zip.extend(b"[Content_Types].xml".iter().cycle().take(300));
+    let mut utf32 = b"\xff\xfe\x00\x00".to_vec();
+    utf32.extend("a,b\n".chars().flat_map(|c| (c as u32).to_le_bytes()));
+    for (name, content, says) in [
+        (
+            "random.bin",
+            bytes.clone(),
+            "not a CSV, JSON or Parquet file",
+        ),
+        (
+            "random.csv",
+            bytes.clone(),
+            "not a CSV, JSON or Parquet file",
+        ),
+        (
+            "random.json.gz",
+            gz(&bytes),
+            "not a CSV, JSON or Parquet file",
+        ),
+        ("book.csv", zip, "not a CSV, JSON or Parquet file"),
+        ("wide.csv", utf32, "UTF-32 text: save it as UTF-8"),
+    ] {
+        let p = write(d.path(), name, content);
+        let e = read(&[s(&p)], &opts(Some("DeviceProcessEvents"))).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Data, "{name}: {e}");
+        assert!(e.message.contains(name), "{name}: {e}");
+        assert!(e.message.contains(says), "{name}: {e}");
+        // A forced text format does not read it either.
+        let o = ReadOptions {
+            format: Some(Format::Csv),
+            ..opts(Some("DeviceProcessEvents"))
+        };
+        assert!(read(&[s(&p)], &o).is_err(), "{name}");
+    }
+    // A stray NUL inside a value of a text file is kept, as before.
+    let p = write(
+        d.path(),
+        "nul.csv",
+        "DeviceName,FileName\nwks-1,a\0b\nwks-2,c\nwks-3,d\nwks-4,e\n",
+    );
+    let t = one(&p, Some("DeviceProcessEvents"));
+    assert_eq!(
+        column_values(&t, "FileName")[0],
+        Value::String("a\0b".into())
+    );
+}
+
+#[test]
+fn parquet_binary_string_columns_read_as_utf8() {
+    use arrow::array::{BinaryArray, BinaryViewArray, LargeBinaryArray};
+    let d = tmp();
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("DeviceName", DataType::Binary, true),
+        Field::new("FileName", DataType::LargeBinary, true),
+        Field::new("FolderPath", DataType::BinaryView, true),
+        Field::new("ProcessId", DataType::Int64, true),
+    ]));
+    let names: Vec<Option<&[u8]>> = vec![Some(b"wks-1"), Some(b"caf\xe9"), None];
+    let files: Vec<Option<&[u8]>> = vec![Some(b"a.exe"), Some(b"b.exe"), Some(b"c.exe")];
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(BinaryArray::from(names)),
+            Arc::new(LargeBinaryArray::from(files.clone())),
+            Arc::new(BinaryViewArray::from(files)),
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+        ],
+    )
+    .unwrap();
+    let p = d.path().join("DeviceProcessEvents.parquet");
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let t = one(&p, None);
+    assert_eq!(
+        column_values(&t, "DeviceName"),
+        vec![
+            Value::String("wks-1".into()),
+            Value::String("caf\u{fffd}".into()),
+            Value::String(String::new())
+        ]
+    );
+    assert_eq!(
+        column_values(&t, "FolderPath")[2],
+        Value::String("c.exe".into())
+    );
+    assert_eq!(
+        query(
+            "DeviceProcessEvents | where FileName endswith '.exe' | summarize n = count(), d = max(DeviceName)",
+            vec![one(&p, None)]
+        ),
+        vec![vec![serde_json::json!(3), serde_json::json!("wks-1")]]
+    );
+    let r = only_report(&t);
+    assert_eq!((r.rows, r.bad_rows), (3, 1), "{r}");
+    assert_eq!(r.examples[0].row, 2);
+    assert_eq!(r.examples[0].column.as_deref(), Some("DeviceName"));
+    assert!(r.examples[0].reason.contains("invalid UTF-8"), "{r}");
+    // Raw Arrow scans (the engine's Parquet path) decode the same way.
+    let rb = t.to_record_batch().unwrap();
+    assert_eq!(rb.num_rows(), 3);
+}
+
+#[test]
+fn parquet_binary_columns_not_documented_as_string_are_clear_errors() {
+    use arrow::array::BinaryArray;
+    let d = tmp();
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("DeviceName", DataType::Utf8, true),
+        Field::new("ProcessId", DataType::Binary, true),
+        Field::new("Blob", DataType::Binary, true),
+    ]));
+    let bytes: Vec<Option<&[u8]>> = vec![Some(b"12"), Some(b"\x00\x01")];
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["wks-1", "wks-2"])),
+            Arc::new(BinaryArray::from(bytes.clone())),
+            Arc::new(BinaryArray::from(bytes)),
+        ],
+    )
+    .unwrap();
+    let p = d.path().join("DeviceProcessEvents.parquet");
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    // Queries that do not read the binary columns work.
+    assert_eq!(
+        query(
+            "DeviceProcessEvents | where DeviceName == 'wks-2' | project DeviceName",
+            vec![one(&p, None)]
+        ),
+        vec![vec![serde_json::json!("wks-2")]]
+    );
+    for (q, column) in [
+        ("DeviceProcessEvents | project ProcessId", "ProcessId"),
+        ("DeviceProcessEvents | project Blob", "Blob"),
+    ] {
+        let c = catalog(vec![one(&p, None)]);
+        let e = run_query(q, &c, ticks::UNIX_EPOCH).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Data, "{e}");
+        for part in ["DeviceProcessEvents.parquet", column, "Binary", "bytes"] {
+            assert!(e.message.contains(part), "{q}: {part} not in {e}");
+        }
+        assert!(!e.message.contains("dynamic value"), "{e}");
+    }
+    // The report says what was not read.
+    let r = only_report(&one(&p, None));
+    assert!(
+        r.warnings.iter().any(|w| w.contains("ProcessId")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
+fn csv_lines_are_file_lines_with_crlf() {
+    let d = tmp();
+    for (name, eol) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+        let text = [
+            "Timestamp,DeviceName,ProcessId",
+            "2024-06-01T10:00:00Z,caf\u{0}e,1",
+            "2024-06-01T10:00:00Z,wks-2,x",
+            "",
+            "2024-06-01T10:00:00Z,\"two\nlines\",3",
+            "2024-06-01T10:00:00Z,wks-4,y",
+        ]
+        .join(eol)
+            + eol;
+        // Invalid UTF-8 in row 1 (file line 2).
+        let bytes = text.replace('\u{0}', "\u{1}").into_bytes();
+        let bytes: Vec<u8> = bytes
+            .into_iter()
+            .map(|b| if b == 1 { 0xe9 } else { b })
+            .collect();
+        let p = write(d.path(), name, bytes);
+        let t = one(&p, Some("DeviceProcessEvents"));
+        let r = only_report(&t);
+        let lines: Vec<(Option<u64>, Option<&str>)> = r
+            .examples
+            .iter()
+            .map(|e| (e.line, e.column.as_deref()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (Some(2), Some("DeviceName")),
+                (Some(3), Some("ProcessId")),
+                (Some(7), Some("ProcessId"))
+            ],
+            "{name}: {r}"
+        );
+    }
+}

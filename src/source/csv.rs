@@ -3,6 +3,8 @@
 //! datetime columns and their zone, times look like `10/25/2023, 9:43:21.994 AM`, and the
 //! `Type` column names the table.
 
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use crate::column::Chunk;
@@ -35,15 +37,68 @@ fn split_label(header: &str) -> Option<(&str, &str)> {
     (!name.is_empty() && !label.is_empty()).then_some((name, label))
 }
 
-fn csv_reader(
-    input: &Input,
-    delimiter: u8,
-) -> Result<csv::Reader<Box<dyn std::io::BufRead + Send>>> {
-    Ok(csv::ReaderBuilder::new()
+fn csv_reader<R: std::io::Read>(delimiter: u8, rdr: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .from_reader(input.open()?))
+        .from_reader(rdr)
+}
+
+/// The file's bytes on their way to the CSV parser, with the offsets of the line breaks
+/// (CR and LF) it has been given but not yet passed, so that a record's physical line can
+/// be told exactly: the parser's own count is one short on CRLF files, where a record ends
+/// at the CR and the next record's position is the LF still on the line before.
+struct LineBreaks<R> {
+    inner: R,
+    offset: u64,
+    /// (offset, whether it is LF) of each CR and LF not yet passed.
+    pending: VecDeque<(u64, bool)>,
+    /// LFs before the last record's start.
+    passed: u64,
+}
+
+impl<R: Read> Read for LineBreaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = &buf[..n];
+        for i in memchr::memchr2_iter(b'\r', b'\n', got) {
+            self.pending
+                .push_back((self.offset + i as u64, got[i] == b'\n'));
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> LineBreaks<R> {
+    fn new(inner: R) -> LineBreaks<R> {
+        LineBreaks {
+            inner,
+            offset: 0,
+            pending: VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The 1-based line of the record the parser says starts at byte `start` (records
+    /// come in order). Its content starts after the line breaks at `start`, if any (the
+    /// LF of a CRLF, blank lines), since a record never starts with one.
+    fn line_of(&mut self, start: u64) -> u64 {
+        while let Some(&(o, lf)) = self.pending.front() {
+            if o >= start {
+                break;
+            }
+            self.pending.pop_front();
+            self.passed += u64::from(lf);
+        }
+        let leading = (start..)
+            .zip(&self.pending)
+            .take_while(|(at, (o, _))| o == at)
+            .filter(|(_, (_, lf))| *lf)
+            .count();
+        1 + self.passed + leading as u64
+    }
 }
 
 fn csv_error(input: &Input, e: csv::Error) -> Error {
@@ -54,7 +109,7 @@ fn csv_error(input: &Input, e: csv::Error) -> Error {
 }
 
 pub(crate) fn probe(input: &Input, delimiter: u8, zone: Option<&Zone>) -> Result<Probe> {
-    let mut rdr = csv_reader(input, delimiter)?;
+    let mut rdr = csv_reader(delimiter, input.open()?);
     let mut header = csv::ByteRecord::new();
     if !rdr
         .read_byte_record(&mut header)
@@ -188,7 +243,7 @@ pub(crate) fn probe(input: &Input, delimiter: u8, zone: Option<&Zone>) -> Result
 struct CsvReader {
     input: Input,
     file: Arc<CsvFile>,
-    rdr: csv::Reader<Box<dyn std::io::BufRead + Send>>,
+    rdr: csv::Reader<LineBreaks<Box<dyn BufRead + Send>>>,
     record: csv::ByteRecord,
     cols: RowColumns,
     tracker: Tracker,
@@ -205,7 +260,7 @@ pub(crate) fn reader<'a>(
     targets: Vec<Target>,
     mode: Mode,
 ) -> Result<Box<dyn PartReader + 'a>> {
-    let mut rdr = csv_reader(&part.input, file.delimiter)?;
+    let mut rdr = csv_reader(file.delimiter, LineBreaks::new(part.input.open()?));
     let mut record = csv::ByteRecord::new();
     // The header row.
     rdr.read_byte_record(&mut record)
@@ -238,8 +293,9 @@ pub(crate) fn reader<'a>(
 impl CsvReader {
     fn read_row(&mut self) -> Result<()> {
         self.row += 1;
+        let start = self.record.position().map(|p| p.byte());
         let loc = Loc {
-            line: self.record.position().map(|p| p.line()),
+            line: start.map(|b| self.rdr.get_mut().line_of(b)),
             row: self.row,
         };
         if self.record.len() != self.file.width {

@@ -28,6 +28,7 @@
 //! ```
 
 mod csv;
+mod encoding;
 mod json;
 mod parquet;
 mod report;
@@ -128,11 +129,27 @@ pub(crate) struct Input {
     pub path: PathBuf,
     pub display: String,
     pub gzip: bool,
+    /// Text in another encoding than UTF-8 is transcoded by [`Input::open`].
+    pub encoding: encoding::Encoding,
 }
 
 impl Input {
-    /// The file's (decompressed) bytes as a stream.
+    /// The file's (decompressed) bytes as a stream, UTF-16 text transcoded to UTF-8.
     pub fn open(&self) -> Result<Box<dyn BufRead + Send>> {
+        let raw = self.open_raw()?;
+        let big_endian = match self.encoding {
+            encoding::Encoding::Utf16Le => false,
+            encoding::Encoding::Utf16Be => true,
+            encoding::Encoding::Utf8 | encoding::Encoding::Utf32 => return Ok(raw),
+        };
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            encoding::Utf16Reader::new(raw, big_endian),
+        )))
+    }
+
+    /// The file's (decompressed) bytes as a stream, as they are.
+    fn open_raw(&self) -> Result<Box<dyn BufRead + Send>> {
         let f =
             File::open(&self.path).map_err(|e| Error::data(format!("{}: {e}", self.display)))?;
         let f = BufReader::with_capacity(1 << 16, f);
@@ -748,6 +765,16 @@ fn sniff(input: &mut Input, forced: Option<Format>) -> Result<Sniffed> {
     head.truncate(n);
     let name = input.display.to_ascii_lowercase();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
+    let parquet_name = name.ends_with(".parquet") || name.ends_with(".pq");
+    if forced == Some(Format::Parquet) || (forced.is_none() && head.starts_with(b"PAR1")) {
+        return Ok(Sniffed::Parquet);
+    }
+    let head = match text_head(input, head) {
+        Ok(h) => h,
+        // A file named .parquet that is not text: the Parquet reader says what is wrong.
+        Err(_) if forced.is_none() && parquet_name => return Ok(Sniffed::Parquet),
+        Err(e) => return Err(e),
+    };
     if let Some(f) = forced {
         return Ok(match f {
             Format::Parquet => Sniffed::Parquet,
@@ -756,18 +783,49 @@ fn sniff(input: &mut Input, forced: Option<Format>) -> Result<Sniffed> {
             Format::Json => Sniffed::Json,
         });
     }
-    if head.starts_with(b"PAR1") {
-        return Ok(Sniffed::Parquet);
-    }
     let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
     let first = text.iter().find(|b| !b.is_ascii_whitespace());
     Ok(match first {
         None => Sniffed::Empty,
         Some(b'{') | Some(b'[') => Sniffed::Json,
-        _ if name.ends_with(".parquet") || name.ends_with(".pq") => Sniffed::Parquet,
+        _ if parquet_name => Sniffed::Parquet,
         _ if name.ends_with(".tsv") => Sniffed::Tsv,
         _ => Sniffed::Csv,
     })
+}
+
+/// The first bytes of a file that is not Parquet, as the text readers will see them: UTF-16
+/// is recognised (and `input` set to transcode it, since Excel's "Unicode Text" and Windows
+/// PowerShell 5.1 write it), and a file that is UTF-32 or not text at all is a data error
+/// naming it, rather than being read as a CSV file of garbage rows.
+fn text_head(input: &mut Input, head: Vec<u8>) -> Result<Vec<u8>> {
+    use encoding::Encoding;
+    let enc = encoding::detect(&head);
+    let head = match enc {
+        Encoding::Utf8 => head,
+        Encoding::Utf16Le | Encoding::Utf16Be => {
+            input.encoding = enc;
+            encoding::transcode(&head, enc == Encoding::Utf16Be)
+        }
+        Encoding::Utf32 => {
+            return Err(Error::data(format!(
+                "{}: UTF-32 text: save it as UTF-8",
+                input.display
+            )))
+        }
+    };
+    if let Some(why) = encoding::not_text(&head) {
+        let what = if enc == Encoding::Utf8 {
+            String::new()
+        } else {
+            format!(" (read as {} text)", enc.name())
+        };
+        return Err(Error::data(format!(
+            "{}: not a CSV, JSON or Parquet file{what}: {why}",
+            input.display
+        )));
+    }
+    Ok(head)
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -848,6 +906,7 @@ pub fn read<S: AsRef<str>>(paths: &[S], opts: &ReadOptions) -> Result<Vec<FileTa
             path: path.clone(),
             display: display.clone(),
             gzip: false,
+            encoding: encoding::Encoding::Utf8,
         };
         let kind = sniff(&mut input, opts.format)?;
         let default_table = wanted.clone().or_else(|| table_from_file_name(&path));
@@ -890,6 +949,7 @@ pub fn read<S: AsRef<str>>(paths: &[S], opts: &ReadOptions) -> Result<Vec<FileTa
                 }
                 return Err(unnamed_error(&display));
             };
+            check_column_names(&display, &found.columns)?;
             let mut columns = found.columns;
             if !found.ordered {
                 let doc = schemas::table_schema(&table);
@@ -906,7 +966,10 @@ pub fn read<S: AsRef<str>>(paths: &[S], opts: &ReadOptions) -> Result<Vec<FileTa
             };
             let part = Part {
                 input: input.clone(),
-                format: probe.format.clone(),
+                format: match input.encoding {
+                    encoding::Encoding::Utf8 => probe.format.clone(),
+                    e => format!("{} from {} text", probe.format, e.name()),
+                },
                 table: table.clone(),
                 unnamed,
                 columns,
@@ -982,6 +1045,18 @@ pub fn read<S: AsRef<str>>(paths: &[S], opts: &ReadOptions) -> Result<Vec<FileTa
             })
         })
         .collect()
+}
+
+/// A column name holding a NUL character is a data error naming the file and the column:
+/// Arrow's C interface (how tables reach Python) cannot carry such a name, and no Defender
+/// column has one, so it means a damaged header or key rather than a name to keep.
+fn check_column_names(display: &str, columns: &[(String, SrcType)]) -> Result<()> {
+    match columns.iter().find(|(n, _)| n.contains('\0')) {
+        Some((n, _)) => Err(Error::data(format!(
+            "{display}: column name {n:?} holds a NUL character; is the file damaged or not text?"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn unnamed_error(files: &str) -> Error {

@@ -7,7 +7,9 @@ use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, RecordBatchOptions};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, RecordBatchOptions, StringArray, StringBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -117,6 +119,8 @@ enum ColRead {
     Skip,
     /// Arrow -> engine column directly (same type, or a widening number).
     Direct { batch_col: usize },
+    /// Bytes (Arrow binary) read as UTF-8 text, invalid sequences replaced and reported.
+    Utf8 { batch_col: usize },
     /// Value by value, with bad values reported; `keep` says whether the scan returns it.
     PerValue {
         batch_col: usize,
@@ -237,7 +241,10 @@ fn row_filter(
     prefilter: Option<Prefilter>,
 ) -> Option<RowFilter> {
     let pf = prefilter?;
-    if reads.iter().any(|r| matches!(r, ColRead::PerValue { .. })) {
+    if reads
+        .iter()
+        .any(|r| matches!(r, ColRead::PerValue { .. } | ColRead::Utf8 { .. }))
+    {
         return None;
     }
     let mut stages = vec![Arc::new(pf)];
@@ -324,6 +331,9 @@ pub(crate) fn reader<'a>(
     let mut plan: Vec<(Option<usize>, bool, KqlType)> = Vec::new(); // (root, per_value, from)
     let mut roots: Vec<usize> = Vec::new();
     let mut complete = selected.len() == n_groups;
+    let mut warnings = Vec::new();
+    let arrow_fields = file.meta.schema().fields().clone();
+    let mut text_roots: Vec<usize> = Vec::new();
     for t in &targets {
         let Some(s) = t.source else {
             plan.push((None, false, t.ty));
@@ -333,6 +343,29 @@ pub(crate) fn reader<'a>(
             Some((_, SrcType::Typed(ty))) => *ty,
             _ => t.ty,
         };
+        if let Some(dt) = arrow_fields.get(s).map(|f| f.data_type()) {
+            match bytes_as_text(dt, t.ty) {
+                BytesRead::NotBytes => {}
+                BytesRead::Text => text_roots.push(s),
+                BytesRead::Refused => {
+                    let why = match crate::source::schemas::column_type(&part.table, &t.name) {
+                        Some(ty) => format!("{} is documented as {}", t.name, ty.name()),
+                        None => format!("{} is not a documented {} column", t.name, part.table),
+                    };
+                    let message = format!(
+                        "column {}: Arrow type {dt} holds bytes, not text, and {why}; \
+                         only string columns are read from bytes (as UTF-8)",
+                        t.name
+                    );
+                    if t.needed {
+                        return Err(Error::data(format!("{}: {message}", part.input.display)));
+                    }
+                    warnings.push(format!("{message}; not read"));
+                    plan.push((None, false, t.ty));
+                    continue;
+                }
+            }
+        }
         let per_value = !direct(from, t.ty);
         if t.needed || (per_value && mode.validate_all) {
             roots.push(s);
@@ -350,6 +383,7 @@ pub(crate) fn reader<'a>(
             None => ColRead::Missing,
             Some(r) => match roots.binary_search(r) {
                 Err(_) => ColRead::Skip,
+                Ok(batch_col) if text_roots.contains(r) => ColRead::Utf8 { batch_col },
                 Ok(batch_col) if *per_value => ColRead::PerValue {
                     batch_col,
                     from: *from,
@@ -397,6 +431,9 @@ pub(crate) fn reader<'a>(
     }
     .map_err(|e| corrupt(&part.input, e))?;
     let mut tracker = Tracker::new(&part.input.display, &part.format, &part.table, mode.strict);
+    for w in warnings {
+        tracker.warn(w);
+    }
     if filtered {
         // Rows scanned: every row of the groups read, though fewer come back.
         tracker.report.rows += groups.iter().map(|(_, n)| n).sum::<u64>();
@@ -412,6 +449,64 @@ pub(crate) fn reader<'a>(
         complete,
         filtered,
     }))
+}
+
+/// How a table column of type `ty` reads an Arrow column of type `dt`.
+enum BytesRead {
+    /// `dt` is not a byte string: the usual rules apply.
+    NotBytes,
+    /// Bytes decoded as UTF-8 text.
+    Text,
+    /// Bytes where the table wants another type: an error naming the column.
+    Refused,
+}
+
+/// Parquet BINARY columns without the UTF8 annotation (older Spark, Hive and Impala
+/// writers store strings so) reach Arrow as binary, large binary or binary view (or a
+/// dictionary of those). Where the table's column is a string (documented so), the bytes
+/// are what those writers mean: UTF-8 text. Any other column type cannot come from bytes.
+fn bytes_as_text(dt: &DataType, ty: KqlType) -> BytesRead {
+    let bytes = match dt {
+        DataType::Dictionary(_, v) => {
+            matches!(
+                **v,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            )
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
+        _ => false,
+    };
+    match (bytes, ty) {
+        (false, _) => BytesRead::NotBytes,
+        (true, KqlType::String) => BytesRead::Text,
+        (true, _) => BytesRead::Refused,
+    }
+}
+
+/// A binary Arrow array as UTF-8 strings, invalid sequences replaced by U+FFFD, with the
+/// rows where that happened.
+fn utf8_lossy(a: &ArrayRef) -> Result<(StringArray, Vec<usize>)> {
+    let bin = if matches!(a.data_type(), DataType::LargeBinary) {
+        a.clone()
+    } else {
+        arrow::compute::cast(a, &DataType::LargeBinary)?
+    };
+    let bin = bin.as_binary::<i64>();
+    let mut out = StringBuilder::with_capacity(bin.len(), bin.values().len());
+    let mut bad = Vec::new();
+    for (i, v) in bin.iter().enumerate() {
+        match v {
+            None => out.append_null(),
+            Some(b) => match std::str::from_utf8(b) {
+                Ok(t) => out.append_value(t),
+                Err(_) => {
+                    bad.push(i);
+                    out.append_value(String::from_utf8_lossy(b));
+                }
+            },
+        }
+    }
+    Ok((out.finish(), bad))
 }
 
 /// One column of a batch, as read: raw Arrow (same type as the table's, or a widening
@@ -474,6 +569,23 @@ impl ParquetReader {
                         .ok_or_else(|| Error::internal("parquet projection"))?
                         .clone(),
                 ),
+                ColRead::Utf8 { batch_col } => {
+                    let a = batch
+                        .columns()
+                        .get(*batch_col)
+                        .ok_or_else(|| Error::internal("parquet projection"))?;
+                    let (text, bad) = utf8_lossy(a).map_err(|e| {
+                        Error::data(format!(
+                            "{}: column {name}: {}",
+                            self.input.display, e.message
+                        ))
+                    })?;
+                    for i in bad {
+                        let v = text.value(i).to_string();
+                        problems.push((i, k, v, "invalid UTF-8 (replaced by U+FFFD)".into()));
+                    }
+                    Out::Col(Column::String(text))
+                }
                 ColRead::PerValue {
                     batch_col,
                     from,
