@@ -209,15 +209,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// escapes `except Exception` (a notebook loop over queries stopped at the first one).
 pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
+        let what = panic_message(payload.as_ref()).unwrap_or("a panic");
         Err(Error::internal(format!(
             "the engine failed ({what}); please report it"
         )))
     })
+}
+
+/// The message a panic carried (`panic!("...")` with or without arguments), if any.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
 #[cfg(test)]

@@ -145,6 +145,16 @@ class _Console:
 _COMPRESSED = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd", ".zip", ".7z", ".lz4")
 
 
+def _refuse_compressed(output: str, suffix: str) -> None:
+    """-o FILE.gz (and the like) is a usage error: rmmhunt writes no compressed files, and a
+    plain file under that name would mislead whatever reads it next."""
+    if suffix in _COMPRESSED:
+        raise UsageError(
+            f"-o {output}: rmmhunt does not write compressed files; write {Path(output).stem} "
+            "and compress it afterwards"
+        )
+
+
 def _format_for(fmt: str | None, output: str | None, formats: Sequence[str] = FORMATS) -> str:
     """The output format: ``--format``, else -o FILE's extension (none: table), else table.
     An extension that names no format (or a compression rmmhunt does not write) is an error
@@ -152,11 +162,7 @@ def _format_for(fmt: str | None, output: str | None, formats: Sequence[str] = FO
     if output is None or output == "-":
         return fmt or "table"
     suffix = Path(output).suffix.lower()
-    if suffix in _COMPRESSED:
-        raise UsageError(
-            f"-o {output}: rmmhunt does not write compressed files; write {Path(output).stem} "
-            "and compress it afterwards"
-        )
+    _refuse_compressed(output, suffix)
     if fmt:
         return fmt
     if not suffix:
@@ -1056,11 +1062,7 @@ _SAMPLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".js
 def _sample_format(output: str, fmt: str | None) -> str:
     """--format, else -o FILE's extension (none, or '-': jsonl)."""
     suffix = "" if output == "-" else Path(output).suffix.lower()
-    if suffix in _COMPRESSED:
-        raise UsageError(
-            f"-o {output}: rmmhunt does not write compressed files; write {Path(output).stem} "
-            "and compress it afterwards"
-        )
+    _refuse_compressed(output, suffix)
     if fmt:
         return fmt
     if not suffix:

@@ -480,11 +480,7 @@ fn guard<T>(display: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the decoder failed".into());
+            let what = crate::error::panic_message(p.as_ref()).unwrap_or("the decoder failed");
             Err(Error::data(format!(
                 "{display}: the file is corrupt or not in the format it seems to be ({what})"
             )))
