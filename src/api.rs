@@ -125,14 +125,9 @@ impl Query {
                 threads,
                 prepared: None,
             };
-            let schema = plan.schema();
             let chunk =
                 crate::exec::collect(&plan, &ctx).map_err(|e| e.with_source(&self.source))?;
-            Ok(QueryResult {
-                names: schema.iter().map(|(n, _)| n.clone()).collect(),
-                types: schema.iter().map(|(_, t)| *t).collect(),
-                chunk,
-            })
+            Ok(QueryResult::of(&plan, chunk))
         })
     }
 
@@ -160,12 +155,7 @@ impl Query {
                         .next()
                         .unwrap_or_else(|| Err(Error::internal("a plan produced no result")))
                         .map_err(|e| e.with_source(&q.source))?;
-                    let schema = plan.schema();
-                    Ok(QueryResult {
-                        names: schema.iter().map(|(n, _)| n.clone()).collect(),
-                        types: schema.iter().map(|(_, t)| *t).collect(),
-                        chunk,
-                    })
+                    Ok(QueryResult::of(plan, chunk))
                 })
                 .collect()
         })
@@ -296,6 +286,16 @@ pub struct QueryResult {
 }
 
 impl QueryResult {
+    /// A plan's output: its schema's names and types over the rows.
+    fn of(plan: &Plan, chunk: Chunk) -> QueryResult {
+        let schema = plan.schema();
+        QueryResult {
+            names: schema.iter().map(|(n, _)| n.clone()).collect(),
+            types: schema.iter().map(|(_, t)| *t).collect(),
+            chunk,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.chunk.len
     }

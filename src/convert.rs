@@ -149,19 +149,22 @@ pub fn column_from_arrow(a: &ArrayRef, ty: KqlType) -> Result<Column> {
                 Int64Type, TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
                 TimestampNanosecondType as Ns, TimestampSecondType as S,
             };
+            // Each arm names its unit as a constant, so `unit_to_ticks` (the one rule)
+            // folds to one multiply in a loop that vectorizes.
+            let epoch = |t: i64| t + ticks::UNIX_EPOCH;
             let out: Int64Array = match unit {
-                TimeUnit::Second => tz_arr.as_primitive::<S>().unary::<_, Int64Type>(|v| {
-                    v.saturating_mul(ticks::PER_SECOND) + ticks::UNIX_EPOCH
-                }),
-                TimeUnit::Millisecond => tz_arr.as_primitive::<Ms>().unary::<_, Int64Type>(|v| {
-                    v.saturating_mul(ticks::PER_MILLI) + ticks::UNIX_EPOCH
-                }),
-                TimeUnit::Microsecond => tz_arr.as_primitive::<Us>().unary::<_, Int64Type>(|v| {
-                    v.saturating_mul(ticks::PER_MICRO) + ticks::UNIX_EPOCH
-                }),
+                TimeUnit::Second => tz_arr
+                    .as_primitive::<S>()
+                    .unary::<_, Int64Type>(|v| epoch(unit_to_ticks(v, TimeUnit::Second))),
+                TimeUnit::Millisecond => tz_arr
+                    .as_primitive::<Ms>()
+                    .unary::<_, Int64Type>(|v| epoch(unit_to_ticks(v, TimeUnit::Millisecond))),
+                TimeUnit::Microsecond => tz_arr
+                    .as_primitive::<Us>()
+                    .unary::<_, Int64Type>(|v| epoch(unit_to_ticks(v, TimeUnit::Microsecond))),
                 TimeUnit::Nanosecond => tz_arr
                     .as_primitive::<Ns>()
-                    .unary::<_, Int64Type>(ticks_from_unix_nanos),
+                    .unary::<_, Int64Type>(|v| epoch(unit_to_ticks(v, TimeUnit::Nanosecond))),
             };
             Column::DateTime(out)
         }

@@ -24,7 +24,7 @@ const MAX_THREADS: usize = 256;
 /// Each worker's stack: address space, touched only as deep as a query recurses. The
 /// parser's limits (200 nested levels, 10,000 binary and pipe operators) keep the deepest
 /// query well inside it: a chain of 20,000 `+` needed more than 32 MB and ran in 64 MB
-/// (the `deep_chains` test runs the longest chains the parser accepts).
+/// (tests/syntax.rs, `long_chains_run_or_are_refused`, runs the longest the parser accepts).
 const STACK_BYTES: usize = 128 << 20;
 
 /// The pool of `threads` workers (at most [`MAX_THREADS`]) for this process.
