@@ -228,12 +228,13 @@ pub fn days_in_month(y: i64, m: u32) -> u32 {
 }
 
 /// `bin(value, size)` on ticks or numbers: rounds down to a multiple of `size` from the
-/// origin (tick 0 = 0001-01-01 for datetimes). None for a non-positive size.
+/// origin (tick 0 = 0001-01-01 for datetimes). None for a non-positive size, and for a
+/// bin below the smallest long (`bin(long.MinValue, 5)`: the multiple of 5 below it).
 pub fn bin_i64(value: i64, size: i64) -> Option<i64> {
     if size <= 0 {
         return None;
     }
-    Some(value.div_euclid(size) * size)
+    value.div_euclid(size).checked_mul(size)
 }
 
 /// Nanoseconds since the Unix epoch -> ticks since 0001-01-01.
@@ -333,5 +334,6 @@ mod tests {
         assert_eq!(bin_i64(16, 7), Some(14));
         assert_eq!(bin_i64(-1, 7), Some(-7));
         assert_eq!(bin_i64(5, 0), None);
+        assert_eq!(bin_i64(i64::MIN, 5), None); // its bin is below the smallest long
     }
 }
