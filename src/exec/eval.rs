@@ -257,26 +257,17 @@ impl NullTest {
 fn null_test(test: NullTest, c: &Column) -> BooleanArray {
     use arrow::buffer::BooleanBuffer;
     let n = c.len();
+    // An Arrow array's null rows: its validity bits inverted.
+    let nulls_of = |a: &dyn Array| match a.logical_nulls() {
+        Some(v) => !v.inner(),
+        None => BooleanBuffer::new_unset(n),
+    };
     let null: BooleanBuffer = match c {
         Column::String(_) => BooleanBuffer::new_unset(n),
-        Column::Bool(_)
-        | Column::Int(_)
-        | Column::Long(_)
-        | Column::Real(_)
-        | Column::DateTime(_)
-        | Column::TimeSpan(_) => {
-            let nulls = match c {
-                Column::Bool(a) => a.logical_nulls(),
-                Column::Int(a) => a.logical_nulls(),
-                Column::Real(a) => a.logical_nulls(),
-                Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => a.logical_nulls(),
-                _ => None,
-            };
-            match nulls {
-                Some(v) => !v.inner(),
-                None => BooleanBuffer::new_unset(n),
-            }
-        }
+        Column::Bool(a) => nulls_of(a),
+        Column::Int(a) => nulls_of(a),
+        Column::Real(a) => nulls_of(a),
+        Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => nulls_of(a),
         _ => BooleanBuffer::collect_bool(n, |i| c.is_null(i)),
     };
     let out = match test {
@@ -287,10 +278,7 @@ fn null_test(test: NullTest, c: &Column) -> BooleanArray {
                 Column::String(a) => {
                     let offsets = a.value_offsets();
                     let blank = BooleanBuffer::collect_bool(n, |i| offsets[i + 1] == offsets[i]);
-                    match a.logical_nulls() {
-                        Some(v) => &blank | &!v.inner(),
-                        None => blank,
-                    }
+                    &blank | &nulls_of(a)
                 }
                 Column::Dynamic(v) => BooleanBuffer::collect_bool(n, |i| match &v[i] {
                     serde_json::Value::Null => true,
