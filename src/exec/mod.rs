@@ -435,7 +435,7 @@ pub fn execute<'a>(
             let need = input_needs(plan, needed).remove(0);
             let inner = execute(input, ctx, &need)?;
             let types: Vec<KqlType> = schema.iter().map(|(_, t)| *t).collect();
-            let out = aggregate::aggregate(inner, keys, aggs, &types)?;
+            let out = aggregate::aggregate(inner, keys, aggs, &types, ctx.threads)?;
             Ok(Box::new(std::iter::once(Ok(out))))
         }
         Plan::Sort { input, keys } => {
