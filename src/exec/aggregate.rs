@@ -5,6 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// Maps and sets keyed by group keys and values: SipHash (the std default) was a third
+/// of `summarize count() by ReportId` (a million groups).
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+type Set<K> = HashSet<K, ahash::RandomState>;
+
 use arrow::array::{Array, BooleanArray};
 
 use super::eval::{compare, eval, eval_bool};
@@ -54,8 +59,8 @@ enum State {
     Avg(f64, i64),
     AvgLong(i64, i64),
     MinMax(Option<Value>, bool),
-    Distinct(HashSet<KeyPart>),
-    Set(HashSet<String>, Vec<serde_json::Value>),
+    Distinct(Set<KeyPart>),
+    Set(Set<String>, Vec<serde_json::Value>),
     List(Vec<serde_json::Value>),
     Arg(Option<Value>, Vec<Value>, bool),
     Any(Option<Vec<Value>>, bool),
@@ -74,8 +79,8 @@ fn new_state(spec: &AggSpec) -> State {
             _ => State::Avg(0.0, 0),
         },
         AggFunc::Min | AggFunc::Max => State::MinMax(None, false),
-        AggFunc::DCount | AggFunc::DCountIf => State::Distinct(HashSet::new()),
-        AggFunc::MakeSet { .. } => State::Set(HashSet::new(), Vec::new()),
+        AggFunc::DCount | AggFunc::DCountIf => State::Distinct(Set::default()),
+        AggFunc::MakeSet { .. } => State::Set(Set::default(), Vec::new()),
         AggFunc::MakeList { .. } => State::List(Vec::new()),
         AggFunc::ArgMax | AggFunc::ArgMin => {
             State::Arg(None, vec![Value::Null; spec.outputs.len()], false)
@@ -325,13 +330,13 @@ fn row_groups(
                         .collect()
                 }
                 Some(_) => {
-                    let mut seen: HashMap<usize, usize> = HashMap::new();
+                    let mut seen: Map<usize, usize> = Map::default();
                     (0..len)
                         .map(|r| *seen.entry(combo(r)).or_insert_with(|| group_of(key_at(r))))
                         .collect()
                 }
                 None => {
-                    let mut seen: HashMap<Vec<u32>, usize> = HashMap::new();
+                    let mut seen: Map<Vec<u32>, usize> = Map::default();
                     (0..len)
                         .map(|r| {
                             let k = coded.iter().map(|(codes, _)| codes[r]).collect();
@@ -499,7 +504,7 @@ fn fold_by_group(
                     0
                 }
             ];
-            let mut set: HashSet<(usize, u32)> = HashSet::new();
+            let mut set: Set<(usize, u32)> = Set::default();
             for (i, g) in taken(groups, pred) {
                 let c = codes[i];
                 let new = if bits.is_empty() {
@@ -683,9 +688,27 @@ fn codes(c: &Column, len: usize) -> (Vec<u32>, Vec<usize>) {
     match c {
         Column::String(a) => return row_ids(a),
         Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => return int_codes(a),
+        // false, true, null (`extend b = x > y | summarize by b`: 275 ms over 10M rows
+        // through the generic path).
+        Column::Bool(a) => {
+            let class = |r: usize| if a.is_null(r) { 2 } else { a.value(r) as usize };
+            let mut code = [u32::MAX; 3];
+            let mut first = Vec::new();
+            let codes = (0..len)
+                .map(|r| {
+                    let c = &mut code[class(r)];
+                    if *c == u32::MAX {
+                        *c = first.len() as u32;
+                        first.push(r);
+                    }
+                    *c
+                })
+                .collect();
+            return (codes, first);
+        }
         _ => {}
     }
-    let mut seen: HashMap<KeyPart, u32> = HashMap::new();
+    let mut seen: Map<KeyPart, u32> = Map::default();
     let mut first = Vec::new();
     let codes = (0..len)
         .map(|r| {
@@ -831,7 +854,7 @@ fn merge(earlier: &mut State, later: State, spec: &AggSpec) {
 struct Groups {
     /// Each key's group; none for one chunk's partial groups, as `row_groups` asks for a
     /// group once per distinct key of a chunk.
-    index: Option<HashMap<Vec<KeyPart>, usize>>,
+    index: Option<Map<Vec<KeyPart>, usize>>,
     key_rows: Vec<Vec<Value>>,
     states: Vec<Vec<State>>,
 }
@@ -934,7 +957,7 @@ impl Groups {
 
     /// Takes the groups of rows that come after these, in their first-seen order.
     fn merge(&mut self, later: Groups, aggs: &[AggSpec]) {
-        let index = self.index.get_or_insert_with(HashMap::new);
+        let index = self.index.get_or_insert_with(Map::default);
         for (row, st) in later.key_rows.into_iter().zip(later.states) {
             let kp: Vec<KeyPart> = row.iter().map(key_part).collect();
             match index.get(&kp) {
@@ -983,7 +1006,7 @@ pub fn aggregate(
     threads: usize,
 ) -> Result<Chunk> {
     let mut total = Groups {
-        index: Some(HashMap::new()),
+        index: Some(Map::default()),
         ..Groups::default()
     };
     let mut input = input.filter(|c| !matches!(c, Ok(c) if c.len == 0));
