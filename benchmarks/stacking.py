@@ -75,6 +75,21 @@ def cases() -> list[dict[str, Any]]:
             "polars": lambda df: df.group_by(s("FileName")).agg(s("DeviceName").n_unique()),
         },
         {
+            "name": "latest file by device",
+            "kql": "summarize arg_max(Timestamp, FileName) by DeviceName",
+            "sql": f"select {c('DeviceName')}, max(Timestamp), arg_max({c('FileName')}, Timestamp) "
+            "from t group by 1",
+            "polars": lambda df: df.group_by(s("DeviceName")).agg(
+                pl.col("Timestamp").max(), s("FileName").get(pl.col("Timestamp").arg_max())
+            ),
+        },
+        {
+            "name": "count by day",
+            "kql": "summarize Count=count() by bin(Timestamp, 1d)",
+            "sql": "select time_bucket(interval '1 day', Timestamp::timestamp), count(*) from t group by 1",
+            "polars": lambda df: df.group_by(pl.col("Timestamp").dt.truncate("1d")).agg(pl.len()),
+        },
+        {
             "name": "distinct product",
             "kql": f"distinct {PRODUCT}",
             "sql": f"select distinct {c(PRODUCT)} from t",
@@ -141,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = pq.read_table(parquet, columns=COLUMNS)
     con = duckdb.connect()
     con.execute("SET threads=1")
+    con.execute("SET TimeZone='UTC'")  # timestamptz -> timestamp (day bins) in UTC, as Kusto
     con.register("t", table)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
