@@ -925,6 +925,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     console = _Console(args.quiet)
     progress = _Progress(sys.stderr, quiet=args.quiet)
+    if args.kql == "-" and any(_split_named(s)[1] == "-" for s in args.table or []):
+        # Checked before stdin is read: the query would swallow the table's rows and
+        # report them as a KQL syntax error.
+        raise UsageError("standard input ('-') can be used once only: for the query or for one --table")
     kql = _stdin_text() if args.kql == "-" else _without_bom(args.kql)
     if not kql.strip():
         raise UsageError("empty query")

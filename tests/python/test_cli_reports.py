@@ -254,6 +254,16 @@ def test_query_text_with_bom(capsys, monkeypatch):
     assert code == 0 and json.loads(out) == [{"x": 1}]
 
 
+def test_query_and_table_cannot_both_come_from_stdin(capsys, monkeypatch):
+    # The query used to read the table's rows and report them as a KQL syntax error.
+    payload = b'{"Timestamp": "2024-06-01T00:00:00Z", "DeviceName": "a", "FileName": "x"}\n'
+    for table in ("-", "DeviceProcessEvents=-"):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(payload)))
+        code, out, err = run(capsys, "query", "-", "--table", table)
+        assert code == 2 and out == "", err
+        assert "standard input ('-') can be used once only" in err and "syntax" not in err
+
+
 # ----------------------------------------------------------------------------------------------
 # -o extensions and --lookback (F10)
 
