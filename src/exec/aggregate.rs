@@ -164,14 +164,7 @@ fn update(
                 *nan = true;
                 return;
             }
-            let is_max = spec.func == AggFunc::Max;
-            let better = match best {
-                None => true,
-                Some(b) => {
-                    compare(&v, b).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() })
-                }
-            };
-            if better {
+            if min_max_better(&v, best.as_ref(), spec.func == AggFunc::Max) {
                 *best = Some(v);
             }
         }
@@ -182,11 +175,7 @@ fn update(
             }
         }
         State::Set(seen, items) => {
-            let mut add = |j: serde_json::Value| {
-                if items.len() < spec.max_size && seen.insert(j.to_string()) {
-                    items.push(j);
-                }
-            };
+            let mut add = |j| set_add(seen, items, j, spec.max_size);
             match arg(0) {
                 Value::Null => {}
                 // A dynamic array's elements are added, one level deep (DOCS make-set example).
@@ -243,6 +232,23 @@ fn update(
                 *good = ok;
             }
         }
+    }
+}
+
+/// min/max: whether `v` replaces the best so far (strictly better: ties keep the first).
+fn min_max_better(v: &Value, best: Option<&Value>, is_max: bool) -> bool {
+    best.is_none_or(|b| compare(v, b).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() }))
+}
+
+/// make_set: adds `j` unless it is in the set already or the set is full.
+fn set_add(
+    seen: &mut Set<String>,
+    items: &mut Vec<serde_json::Value>,
+    j: serde_json::Value,
+    max: usize,
+) {
+    if items.len() < max && seen.insert(j.to_string()) {
+        items.push(j);
     }
 }
 
@@ -399,27 +405,9 @@ fn fold_by_group(
         }
         (AggFunc::Min | AggFunc::Max, Some(c)) => {
             let is_max = spec.func == AggFunc::Max;
-            let better = |o: std::cmp::Ordering| if is_max { o.is_gt() } else { o.is_lt() };
-            let best = match c {
-                Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => {
-                    let v = a.values();
-                    best_rows(
-                        groups,
-                        ngroups,
-                        |i| a.is_valid(i),
-                        |i, b| better(v[i].cmp(&v[b])),
-                    )
-                }
-                Column::Int(a) => {
-                    let v = a.values();
-                    best_rows(
-                        groups,
-                        ngroups,
-                        |i| a.is_valid(i),
-                        |i, b| better(v[i].cmp(&v[b])),
-                    )
-                }
-                Column::Real(a) => {
+            let best = match (best_int_rows(c, groups, ngroups, is_max), c) {
+                (Some(best), _) => best,
+                (None, Column::Real(a)) => {
                     let v = a.values();
                     let mut flagged = vec![false; ngroups];
                     for (i, &g) in groups.iter().enumerate() {
@@ -429,42 +417,21 @@ fn fold_by_group(
                         }
                     }
                     let number = |i: usize| a.is_valid(i) && !v[i].is_nan();
+                    let better = |o: std::cmp::Ordering| if is_max { o.is_gt() } else { o.is_lt() };
                     best_rows(groups, ngroups, number, |i, b| {
                         v[i].partial_cmp(&v[b]).is_some_and(better)
                     })
                 }
                 _ => return false,
             };
-            for (g, &i) in best.iter().enumerate() {
-                if i != usize::MAX {
-                    update(&mut states[g][k], spec, args, None, i);
-                }
-            }
+            update_rows(&best, states, spec, args, k);
             true
         }
         (AggFunc::ArgMax | AggFunc::ArgMin, Some(c)) => {
             let is_max = spec.func == AggFunc::ArgMax;
-            let better = |o: std::cmp::Ordering| if is_max { o.is_gt() } else { o.is_lt() };
-            let best = match c {
-                Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => {
-                    let v = a.values();
-                    best_rows(
-                        groups,
-                        ngroups,
-                        |i| a.is_valid(i),
-                        |i, b| better(v[i].cmp(&v[b])),
-                    )
-                }
-                Column::Int(a) => {
-                    let v = a.values();
-                    best_rows(
-                        groups,
-                        ngroups,
-                        |i| a.is_valid(i),
-                        |i, b| better(v[i].cmp(&v[b])),
-                    )
-                }
-                Column::Real(a) => {
+            let best = match (best_int_rows(c, groups, ngroups, is_max), c) {
+                (Some(best), _) => best,
+                (None, Column::Real(a)) => {
                     let v = a.values();
                     best_rows(
                         groups,
@@ -475,11 +442,7 @@ fn fold_by_group(
                 }
                 _ => return false,
             };
-            for (g, &i) in best.iter().enumerate() {
-                if i != usize::MAX {
-                    update(&mut states[g][k], spec, args, None, i);
-                }
-            }
+            update_rows(&best, states, spec, args, k);
             for (i, &g) in groups.iter().enumerate() {
                 if best[g] == usize::MAX && c.is_null(i) {
                     update(&mut states[g][k], spec, args, None, i);
@@ -558,6 +521,48 @@ fn best_rows(
     best
 }
 
+/// Hands each group's row in `best` (if it has one) to the row rule.
+fn update_rows(
+    best: &[usize],
+    states: &mut [Vec<State>],
+    spec: &AggSpec,
+    args: &[Column],
+    k: usize,
+) {
+    for (g, &i) in best.iter().enumerate() {
+        if i != usize::MAX {
+            update(&mut states[g][k], spec, args, None, i);
+        }
+    }
+}
+
+/// Each group's first best row (largest for `is_max`, else smallest) of a column of
+/// integers (long, int, datetime, timespan); none for another column.
+fn best_int_rows(c: &Column, groups: &[usize], ngroups: usize, is_max: bool) -> Option<Vec<usize>> {
+    let better = |o: std::cmp::Ordering| if is_max { o.is_gt() } else { o.is_lt() };
+    Some(match c {
+        Column::Long(a) | Column::DateTime(a) | Column::TimeSpan(a) => {
+            let v = a.values();
+            best_rows(
+                groups,
+                ngroups,
+                |i| a.is_valid(i),
+                |i, b| better(v[i].cmp(&v[b])),
+            )
+        }
+        Column::Int(a) => {
+            let v = a.values();
+            best_rows(
+                groups,
+                ngroups,
+                |i| a.is_valid(i),
+                |i, b| better(v[i].cmp(&v[b])),
+            )
+        }
+        _ => return None,
+    })
+}
+
 /// Takes aggregate `k`'s running value out of every group's state (`get`; none if a
 /// state is of another kind, and then nothing is done), lets `fold` update them densely,
 /// and puts them back (`put`).
@@ -582,6 +587,24 @@ fn fold_into<A: Copy>(
     true
 }
 
+/// A sum's or average's running value: a real sum, a long sum, a count.
+type Running = (f64, i64, i64);
+
+/// `fold_into` of running values, `add` taking each row of the chunk the aggregate takes.
+fn fold_rows(
+    states: &mut [Vec<State>],
+    k: usize,
+    groups: &[usize],
+    pred: Option<&BooleanArray>,
+    get: &dyn Fn(&State) -> Option<Running>,
+    put: &dyn Fn(Running) -> State,
+    add: impl Fn(&mut Running, usize),
+) -> bool {
+    fold_into(states, k, get, put, |acc| {
+        taken(groups, pred).for_each(|(i, g)| add(&mut acc[g], i))
+    })
+}
+
 /// sum/avg and their -if forms over a number column, as `update` adds: longs, ints and
 /// timespans into a long sum (wrapping), numbers into a real sum or average, longs and
 /// ints into a long average (wrapping). Other pairs are left to the row rule.
@@ -592,7 +615,14 @@ fn fold_sums(
     states: &mut [Vec<State>],
     k: usize,
 ) -> bool {
-    let Some(first) = states.first().map(|s| &s[k]) else {
+    // The running value's kind (the first state's, as all are alike).
+    let Some(first) = states.first().map(|s| match s[k] {
+        State::SumLong(_) => 0,
+        State::SumReal(_) => 1,
+        State::Avg(..) => 2,
+        State::AvgLong(..) => 3,
+        _ => 4,
+    }) else {
         return false;
     };
     // A column's non-null values as longs or reals, by row.
@@ -612,70 +642,70 @@ fn fold_sums(
         }
     };
     match (first, c) {
-        (State::SumLong(_), Column::Long(_) | Column::Int(_) | Column::TimeSpan(_)) => fold_into(
+        (0, Column::Long(_) | Column::Int(_) | Column::TimeSpan(_)) => fold_rows(
             states,
             k,
-            |s| match s {
-                State::SumLong(x) => Some(*x),
+            groups,
+            pred,
+            &|s| match s {
+                State::SumLong(x) => Some((0.0, *x, 0)),
                 _ => None,
             },
-            State::SumLong,
-            |acc| {
-                taken(groups, pred).for_each(|(i, g)| {
-                    if let Some(x) = long_of(i) {
-                        acc[g] = acc[g].wrapping_add(x);
-                    }
-                })
+            &|(_, x, _)| State::SumLong(x),
+            |a: &mut Running, i: usize| {
+                if let Some(x) = long_of(i) {
+                    a.1 = a.1.wrapping_add(x);
+                }
             },
         ),
-        (State::SumReal(_), Column::Real(_) | Column::Long(_) | Column::Int(_)) => fold_into(
+        (1, Column::Real(_) | Column::Long(_) | Column::Int(_)) => fold_rows(
             states,
             k,
-            |s| match s {
-                State::SumReal(x) => Some(*x),
+            groups,
+            pred,
+            &|s| match s {
+                State::SumReal(x) => Some((*x, 0, 0)),
                 _ => None,
             },
-            State::SumReal,
-            |acc| {
-                taken(groups, pred).for_each(|(i, g)| {
-                    if let Some(x) = real_of(i) {
-                        acc[g] += x;
-                    }
-                })
+            &|(x, _, _)| State::SumReal(x),
+            |a: &mut Running, i: usize| {
+                if let Some(x) = real_of(i) {
+                    a.0 += x;
+                }
             },
         ),
-        (State::Avg(..), Column::Real(_) | Column::Long(_) | Column::Int(_)) => fold_into(
+        (2, Column::Real(_) | Column::Long(_) | Column::Int(_)) => fold_rows(
             states,
             k,
-            |s| match s {
-                State::Avg(x, n) => Some((*x, *n)),
+            groups,
+            pred,
+            &|s| match s {
+                State::Avg(x, n) => Some((*x, 0, *n)),
                 _ => None,
             },
-            |(x, n)| State::Avg(x, n),
-            |acc| {
-                taken(groups, pred).for_each(|(i, g)| {
-                    if let Some(x) = real_of(i) {
-                        acc[g].0 += x;
-                        acc[g].1 += 1;
-                    }
-                })
+            &|(x, _, n)| State::Avg(x, n),
+            |a: &mut Running, i: usize| {
+                if let Some(x) = real_of(i) {
+                    a.0 += x;
+                    a.2 += 1;
+                }
             },
         ),
-        (State::AvgLong(..), Column::Long(_) | Column::Int(_)) => fold_into(
+        (3, Column::Long(_) | Column::Int(_)) => fold_rows(
             states,
             k,
-            |s| match s {
-                State::AvgLong(x, n) => Some((*x, *n)),
+            groups,
+            pred,
+            &|s| match s {
+                State::AvgLong(x, n) => Some((0.0, *x, *n)),
                 _ => None,
             },
-            |(x, n)| State::AvgLong(x, n),
-            |acc| {
-                taken(groups, pred).for_each(|(i, g)| {
-                    if let Some(x) = long_of(i) {
-                        acc[g].0 = acc[g].0.wrapping_add(x);
-                        acc[g].1 += 1;
-                    }
-                })
+            &|(_, x, n)| State::AvgLong(x, n),
+            |a: &mut Running, i: usize| {
+                if let Some(x) = long_of(i) {
+                    a.1 = a.1.wrapping_add(x);
+                    a.2 += 1;
+                }
             },
         ),
         _ => false,
@@ -789,14 +819,7 @@ fn merge(earlier: &mut State, later: State, spec: &AggSpec) {
         (State::MinMax(a, nan), State::MinMax(b, later_nan)) => {
             *nan |= later_nan;
             if let Some(b) = b {
-                let is_max = spec.func == AggFunc::Max;
-                let better = match a {
-                    None => true,
-                    Some(a) => {
-                        compare(&b, a).is_some_and(|o| if is_max { o.is_gt() } else { o.is_lt() })
-                    }
-                };
-                if better {
+                if min_max_better(&b, a.as_ref(), spec.func == AggFunc::Max) {
                     *a = Some(b);
                 }
             }
@@ -806,9 +829,7 @@ fn merge(earlier: &mut State, later: State, spec: &AggSpec) {
             // The first `max_size` distinct values of both runs are among each run's
             // own first `max_size`.
             for j in later_items {
-                if items.len() < spec.max_size && seen.insert(j.to_string()) {
-                    items.push(j);
-                }
+                set_add(seen, items, j, spec.max_size);
             }
         }
         (State::List(items), State::List(later_items)) => {
@@ -1075,6 +1096,16 @@ mod tests {
         assert_eq!(codes, generic);
     }
 
+    /// Pseudo-random numbers below `n` (xorshift), the same on every run.
+    fn numbers(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     /// Every column fold gives what the row rule (`update`, row by row) gives: over groups
     /// whose states already hold earlier rows, with nulls, ties, NaN and -0.0, a predicate
     /// with nulls, a null-only group for arg_max, and a make_set cap that cuts.
@@ -1083,13 +1114,7 @@ mod tests {
         use crate::error::Span;
         use crate::plan::{BExpr, BKind};
         use arrow::array::{Float64Array, Int32Array, StringArray};
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = numbers(0x2545_f491_4f6c_dd1du64);
         let (rows, half) = (3000, 1500);
         // Only group 3 holds NaNs (they make a sum NaN). Group 7 is two rows of the folded
         // half: a null everywhere, then a null number beside a string (arg_max keeps the
@@ -1129,14 +1154,7 @@ mod tests {
             Column::TimeSpan(Int64Array::from(longs)),
             Column::String(StringArray::from(strings)),
         ];
-        let types = [
-            KqlType::Long,
-            KqlType::Int,
-            KqlType::Real,
-            KqlType::DateTime,
-            KqlType::TimeSpan,
-            KqlType::String,
-        ];
+        let types: Vec<KqlType> = cols.iter().map(Column::kql_type).collect();
         let pred = BooleanArray::from(pred);
         let col = |c: usize| BExpr {
             kind: BKind::Column(c),
@@ -1241,13 +1259,7 @@ mod tests {
         use crate::error::Span;
         use crate::plan::BKind;
         use arrow::array::{Float64Array, StringArray};
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = numbers(0x9e37_79b9_7f4a_7c15u64);
         let rows = 4000;
         // Keys: 9 names, one of them null; the first 600 rows only see three of them,
         // so later chunks bring new groups. Group "k8" has no number anywhere.
@@ -1290,14 +1302,7 @@ mod tests {
             Column::Bool(BooleanArray::from(flags)),
             Column::DateTime(Int64Array::from(longs)),
         ];
-        let types = [
-            KqlType::String,
-            KqlType::Long,
-            KqlType::Real,
-            KqlType::String,
-            KqlType::Bool,
-            KqlType::DateTime,
-        ];
+        let types: Vec<KqlType> = columns.iter().map(Column::kql_type).collect();
         let col = |c: usize| BExpr {
             kind: BKind::Column(c),
             ty: types[c],
