@@ -5,11 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// Maps and sets keyed by group keys and values: SipHash (the std default) was a third
-/// of `summarize count() by ReportId` (a million groups).
-type Map<K, V> = HashMap<K, V, ahash::RandomState>;
-type Set<K> = HashSet<K, ahash::RandomState>;
-
 use arrow::array::{Array, BooleanArray};
 
 use super::eval::{compare, eval, eval_bool};
@@ -19,6 +14,11 @@ use crate::error::Result;
 use crate::kernels::distinct::row_ids;
 use crate::plan::{AggFunc, AggSpec, BExpr};
 use crate::types::{KqlType, Value};
+
+/// Maps and sets keyed by group keys and values: SipHash (the std default) was a third
+/// of `summarize count() by ReportId` (a million groups).
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+type Set<K> = HashSet<K, ahash::RandomState>;
 
 /// A hashable image of a group-key value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -417,9 +417,8 @@ fn fold_by_group(
                         }
                     }
                     let number = |i: usize| a.is_valid(i) && !v[i].is_nan();
-                    let better = |o: std::cmp::Ordering| if is_max { o.is_gt() } else { o.is_lt() };
                     best_rows(groups, ngroups, number, |i, b| {
-                        v[i].partial_cmp(&v[b]).is_some_and(better)
+                        min_max_better(&Value::Real(v[i]), Some(&Value::Real(v[b])), is_max)
                     })
                 }
                 _ => return false,
